@@ -1,0 +1,59 @@
+"""Cross-entropy loss for next-token prediction (seed 000 §7).
+
+    L = -(1/N) sum_positions log p(target),   p = softmax(logits)
+
+Seed 000 writes L = -sum_i y_i log(yhat_i) for one position with a one-hot y; averaged
+over the N positions this is the mean negative log-likelihood. Its gradient with respect
+to the logits of one position is (softmax(logits) - onehot(target)) / N.
+"""
+from __future__ import annotations
+
+from ._backend import namespace, require_float, require_ndim, shape
+
+
+def log_softmax(x, axis: int = -1):
+    """log softmax(x) computed stably: x - m - log(sum exp(x - m))."""
+    xp = namespace("log_softmax", x=x)
+    m = xp.max(x, axis=axis, keepdims=True)
+    shifted = x - m
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+
+
+def cross_entropy(logits, targets, *, ignore_index=None, label_smoothing: float = 0.0):
+    """Mean cross-entropy of integer ``targets`` under ``softmax(logits)``.
+
+    Formula: L = -(1/N) sum_n log softmax(logits_n)[targets_n], over the N positions
+    whose target is not ``ignore_index``. With label smoothing eps the target
+    distribution is (1 - eps) onehot + eps/V (uniform), as in torch's F.cross_entropy.
+
+    Shapes: logits (..., V) float; targets (...) integers in 0..V-1 (or ignore_index).
+    Returns a scalar (0-d array / tensor). Source: seed 000 §7.
+    """
+    func = "cross_entropy"
+    xp = namespace(func, logits=logits, targets=targets)
+    require_ndim(func, "logits", logits, 1, "(..., V)")
+    require_float(func, "logits", logits, xp)
+    if not xp.isdtype(targets.dtype, "integral"):
+        raise TypeError(f"{func}: targets must be integers (class indices), got dtype {targets.dtype}")
+    if shape(targets) != shape(logits)[:-1]:
+        raise ValueError(f"{func}: logits has shape {shape(logits)}, so targets must have shape "
+                         f"{shape(logits)[:-1]}; got {shape(targets)}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{func}: label_smoothing must lie in [0, 1], got {label_smoothing!r}")
+    vocab = logits.shape[-1]
+    keep = xp.ones_like(targets, dtype=xp.bool) if ignore_index is None else targets != ignore_index
+    checked = targets[keep]
+    if bool(xp.any(checked < 0)) or bool(xp.any(checked >= vocab)):
+        raise ValueError(f"{func}: targets must lie in 0..{vocab - 1} (V = logits.shape[-1]); "
+                         f"got values from {int(xp.min(checked))} to {int(xp.max(checked))}")
+    count = int(xp.sum(xp.astype(keep, xp.int64)))
+    if count == 0:
+        raise ValueError(f"{func}: every target equals ignore_index={ignore_index}: nothing to average")
+    logp = log_softmax(logits, axis=-1)
+    safe_targets = xp.where(keep, targets, xp.zeros_like(targets))
+    picked = xp.take_along_axis(logp, safe_targets[..., None], axis=-1)[..., 0]
+    per_position = -picked
+    if label_smoothing:
+        per_position = (1 - label_smoothing) * per_position - label_smoothing * xp.mean(logp, axis=-1)
+    per_position = xp.where(keep, per_position, xp.zeros_like(per_position))
+    return xp.sum(per_position) / count
