@@ -27,7 +27,7 @@ def cross_entropy(logits, targets, *, ignore_index=None, label_smoothing: float 
     distribution is (1 - eps) onehot + eps/V (uniform), as in torch's F.cross_entropy.
 
     Shapes: logits (..., V) float; targets (...) integers in 0..V-1 (or ignore_index).
-    Returns a scalar (0-d array / tensor). Source: seed 000 §7.
+    Returns a scalar: a NumPy float, or a 0-d tensor. Source: seed 000 §7.
     """
     func = "cross_entropy"
     xp = namespace(func, logits=logits, targets=targets)
