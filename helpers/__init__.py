@@ -27,6 +27,17 @@ One module per idea:
     loss.py          cross_entropy, log_softmax
     schedule.py      noam_lr
     notebook.py      setup_chapter (seeds and print precision for the notebooks)
+
+Built on those, for later chapters (import them by module):
+    tokenizers.py           character and byte-pair tokenizers (chapter 1)
+    layers.py               encoder and decoder layers and stacks as functions (chapter 7)
+    backward.py             every backward pass written by hand (chapter 8)
+    optim.py                SGD, momentum, Adam/AdamW steps (chapter 9)
+    efficient_attention.py  sparse masks, online softmax, tiled attention (chapter 10)
+    model.py, train.py, data.py, generate.py
+                            the trainable Transformer and its CLI (chapter 11;
+                            `python -m helpers.train --help`)
+    widgets/                one explorer per chapter; exercises/ the exercise checks
 """
 from .attention import (FullyMaskedRowWarning, causal_mask, padding_mask,
                         scaled_dot_product_attention)

@@ -1,0 +1,446 @@
+"""Data for chapter 11: three tasks, each deterministic given its seed.
+
+(a) Dates in words -> ISO dates ("twenty-third of november two thousand twenty-six" ->
+    "2026-11-23"): a translation task made in code. The year comes last in the source and
+    first in the target, the day first in the source and last in the target, so the
+    decoder's cross-attention has to learn where to look (an alignment).
+(b) Tiny Shakespeare as characters: downloaded once from its public address, checked by
+    sha256, cached under data/; or read from a local path.
+(c) Text from a small Markov chain with a known transition matrix P: its entropy rate
+    H = -sum_i pi_i sum_j P_ij ln P_ij is the lowest average loss any model can reach, so
+    a trained model's loss can be compared with the best possible one.
+
+Batches come from samplers whose whole state (generator, epoch, position) goes into a
+checkpoint, so a resumed run sees the same batches as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import bisect
+import datetime as _dt
+import hashlib
+import math
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TINY_SHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/master/"
+                        "data/tinyshakespeare/input.txt")
+TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+TINY_SHAKESPEARE_CHARS = 1_115_394
+
+
+class DownloadError(RuntimeError):
+    """A download failed or its content did not have the expected sha256."""
+
+
+# --------------------------------------------------------------------------- vocabulary
+
+class Vocabulary:
+    """Token <-> id. Special tokens (if any) come first: e.g. <pad>=0, <bos>=1, <eos>=2."""
+
+    def __init__(self, tokens, specials=()):
+        tokens = list(specials) + [t for t in tokens if t not in specials]
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("Vocabulary: tokens must be distinct")
+        self.tokens = tokens
+        self.ids = {t: i for i, t in enumerate(tokens)}
+        self.specials = tuple(specials)
+
+    def __len__(self):
+        return len(self.tokens)
+
+    def __getitem__(self, token):
+        return self.ids[token]
+
+    def encode(self, tokens) -> list[int]:
+        try:
+            return [self.ids[t] for t in tokens]
+        except KeyError as err:
+            raise ValueError(f"Vocabulary.encode: token {err.args[0]!r} is not in the vocabulary") from None
+
+    def decode(self, ids, join: str = "", skip_specials: bool = True) -> str:
+        out = []
+        for i in ids:
+            t = self.tokens[int(i)]
+            if skip_specials and t in self.specials:
+                continue
+            out.append(t)
+        return join.join(out)
+
+
+# --------------------------------------------------------------------------- (a) dates
+
+_ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+         "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+         "eighteen", "nineteen"]
+_TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_ORDINALS = ["", "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
+             "ninth", "tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth",
+             "sixteenth", "seventeenth", "eighteenth", "nineteenth"]
+_TENS_ORDINAL = {2: "twentieth", 3: "thirtieth"}
+MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
+          "september", "october", "november", "december"]
+DATE_FORMATS = ("{day} of {month} {year}", "{month} {day} {year}", "the {day} of {month} {year}")
+PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
+
+
+def cardinal_words(n: int) -> str:
+    """0..99 in words: 7 -> 'seven', 42 -> 'forty-two'."""
+    if not 0 <= n < 100:
+        raise ValueError(f"cardinal_words: n must lie in 0..99, got {n}")
+    if n < 20:
+        return _ONES[n]
+    tens, ones = divmod(n, 10)
+    return _TENS[tens] + ("-" + _ONES[ones] if ones else "")
+
+
+def ordinal_words(n: int) -> str:
+    """1..31 as an ordinal: 1 -> 'first', 23 -> 'twenty-third', 30 -> 'thirtieth'."""
+    if not 1 <= n <= 31:
+        raise ValueError(f"ordinal_words: n must lie in 1..31, got {n}")
+    if n < 20:
+        return _ORDINALS[n]
+    tens, ones = divmod(n, 10)
+    return _TENS_ORDINAL[tens] if ones == 0 else _TENS[tens] + "-" + _ORDINALS[ones]
+
+
+def year_words(year: int) -> str:
+    """1950..2049 as spoken: 1984 -> 'nineteen eighty-four', 2026 -> 'two thousand twenty-six'."""
+    if 1900 <= year <= 1999:
+        rest = year - 1900
+        if rest == 0:
+            return "nineteen hundred"
+        return "nineteen " + ("oh " + _ONES[rest] if rest < 10 else cardinal_words(rest))
+    if 2000 <= year <= 2099:
+        rest = year - 2000
+        return "two thousand" + (" " + cardinal_words(rest) if rest else "")
+    raise ValueError(f"year_words: year must lie in 1900..2099, got {year}")
+
+
+def date_in_words(date: _dt.date, fmt: int = 0) -> str:
+    """A date in one of the DATE_FORMATS, e.g. 'twenty-third of november two thousand twenty-six'."""
+    return DATE_FORMATS[fmt].format(day=ordinal_words(date.day), month=MONTHS[date.month - 1],
+                                    year=year_words(date.year))
+
+
+def source_tokens(text: str) -> list[str]:
+    """Words, with hyphenated compounds split: 'twenty-third of' -> ['twenty', 'third', 'of']."""
+    return text.replace("-", " ").split()
+
+
+def date_field_spans(source: str, target: str) -> dict:
+    """Which source tokens spell the year, the month and the day of ``target`` ('YYYY-MM-DD').
+
+    Returns {"year": [token indices], "month": [...], "day": [...]} into
+    source_tokens(source); the target characters 0-3 are the year, 5-6 the month, 8-9 the day.
+    """
+    tokens = source_tokens(source)
+    date = _dt.date.fromisoformat(target)
+    year = source_tokens(year_words(date.year))
+    day = source_tokens(ordinal_words(date.day))
+    if tokens[-len(year):] != year:
+        raise ValueError(f"date_field_spans: {source!r} does not end with the year of {target}")
+    start = next(i for i in range(len(tokens)) if tokens[i:i + len(day)] == day)
+    return {"year": list(range(len(tokens) - len(year), len(tokens))),
+            "month": [tokens.index(MONTHS[date.month - 1])],
+            "day": list(range(start, start + len(day)))}
+
+
+TARGET_FIELDS = {0: "year", 1: "year", 2: "year", 3: "year", 5: "month", 6: "month", 8: "day", 9: "day"}
+
+
+@dataclass
+class DatePairs:
+    """One split of the date task: parallel lists of source and target strings."""
+    sources: list
+    targets: list
+
+    def __len__(self):
+        return len(self.sources)
+
+
+class DateTask:
+    """Dates in words -> 'YYYY-MM-DD', every date of ``first_year``..``last_year`` in every format.
+
+    The *dates* are split 80/10/10 into train/validation/test by a permutation seeded with
+    ``seed``; a date's three wordings all go to the same split, so the test set holds dates
+    the model never saw in any form. Source vocabulary: words (<pad> = 0); target
+    vocabulary: <pad>, <bos>, <eos>, the digits and '-'.
+    """
+
+    def __init__(self, first_year: int = 1950, last_year: int = 2049, seed: int = 2026,
+                 fractions=(0.8, 0.1, 0.1)):
+        start, stop = _dt.date(first_year, 1, 1), _dt.date(last_year, 12, 31)
+        dates = [start + _dt.timedelta(days=i) for i in range((stop - start).days + 1)]
+        order = np.random.default_rng(seed).permutation(len(dates))
+        n_train = int(fractions[0] * len(dates))
+        n_val = int(fractions[1] * len(dates))
+        parts = {"train": order[:n_train], "val": order[n_train:n_train + n_val],
+                 "test": order[n_train + n_val:]}
+        self.splits = {}
+        for name, idx in parts.items():
+            chosen = [dates[i] for i in sorted(idx)]
+            self.splits[name] = DatePairs(
+                [date_in_words(d, f) for d in chosen for f in range(len(DATE_FORMATS))],
+                [d.isoformat() for d in chosen for f in range(len(DATE_FORMATS))])
+        words = sorted({w for s in self.splits["train"].sources for w in source_tokens(s)}
+                       | {w for s in self.splits["test"].sources for w in source_tokens(s)}
+                       | {w for s in self.splits["val"].sources for w in source_tokens(s)})
+        self.src_vocab = Vocabulary(words, specials=(PAD,))
+        self.tgt_vocab = Vocabulary(list("0123456789-"), specials=(PAD, BOS, EOS))
+        self.max_src_len = max(len(source_tokens(s)) for p in self.splits.values() for s in p.sources)
+        self.max_tgt_len = 12  # <bos> + 10 characters + <eos>
+
+    def encode_sources(self, sources) -> torch.Tensor:
+        """Source strings -> (B, max_src_len) ids, padded with <pad> = 0 at the end."""
+        out = torch.zeros(len(sources), self.max_src_len, dtype=torch.long)
+        for i, s in enumerate(sources):
+            ids = self.src_vocab.encode(source_tokens(s))
+            out[i, :len(ids)] = torch.tensor(ids)
+        return out
+
+    def encode_targets(self, targets) -> torch.Tensor:
+        """'2026-11-23' -> [<bos>, '2', '0', ..., '3', <eos>]: (B, 12) ids."""
+        v = self.tgt_vocab
+        return torch.tensor([[v[BOS]] + v.encode(t) + [v[EOS]] for t in targets], dtype=torch.long)
+
+    def tensors(self, split: str):
+        """(sources (N, n_src), targets (N, 12)) of a split as id tensors."""
+        pairs = self.splits[split]
+        return self.encode_sources(pairs.sources), self.encode_targets(pairs.targets)
+
+
+# --------------------------------------------------------------------------- (b) Tiny Shakespeare
+
+def sha256_of(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(url: str, destination, sha256: str, timeout: float = 60.0) -> Path:
+    """Download ``url`` to ``destination`` unless a file with the right sha256 is already there.
+
+    The file is written to a temporary name and renamed only after its sha256 matched, so an
+    interrupted or tampered download never leaves a file that looks valid. Raises
+    :class:`DownloadError` on a network error or a sha256 mismatch.
+    """
+    destination = Path(destination)
+    if destination.exists():
+        found = sha256_of(destination)
+        if found == sha256:
+            return destination
+        raise DownloadError(f"{destination} exists but its sha256 is {found}, expected {sha256}: "
+                            "delete it to download it again")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=destination.name + ".", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as response:
+                    shutil.copyfileobj(response, out)
+            except OSError as err:  # URLError, HTTPError, timeouts are all OSErrors
+                raise DownloadError(f"could not download {url}: {err}") from err
+        found = sha256_of(tmp)
+        if found != sha256:
+            raise DownloadError(f"the file downloaded from {url} has sha256 {found}, expected {sha256}: "
+                                "it is not the expected file (changed upstream or corrupted); "
+                                "nothing was saved")
+        os.replace(tmp, destination)
+        return destination
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_tiny_shakespeare(path=None, data_dir="data", url: str = TINY_SHAKESPEARE_URL,
+                          sha256: str = TINY_SHAKESPEARE_SHA256) -> str:
+    """The text of Tiny Shakespeare (1,115,394 characters).
+
+    path: read this local file (no check). Otherwise the file is downloaded once from
+    ``url`` into ``data_dir``/tinyshakespeare.txt, checked against ``sha256``, and read.
+    """
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"--data-path {path} is not a file")
+        return path.read_text(encoding="utf-8")
+    return download(url, Path(data_dir) / "tinyshakespeare.txt", sha256).read_text(encoding="utf-8")
+
+
+class CharCorpus:
+    """A text as character ids; the first ``train_fraction`` is train, the rest validation."""
+
+    def __init__(self, text: str, train_fraction: float = 0.9, vocab: Vocabulary | None = None):
+        if not text:
+            raise ValueError("CharCorpus: the text is empty")
+        self.vocab = vocab or Vocabulary(sorted(set(text)))
+        ids = torch.tensor(self.vocab.encode(text), dtype=torch.long)
+        cut = int(train_fraction * len(ids))
+        self.splits = {"train": ids[:cut], "val": ids[cut:]}
+
+    def __len__(self):
+        return sum(len(v) for v in self.splits.values())
+
+
+# --------------------------------------------------------------------------- (c) a Markov source
+
+class MarkovSource:
+    """A first-order Markov chain over characters with a known transition matrix.
+
+    P[i, j] = Pr(next = j | current = i). Each symbol has ``branching`` possible successors
+    (one of them the next symbol in a fixed cycle through all of them, so every symbol
+    can reach every other) with probabilities drawn from a Dirichlet distribution.
+    pi is the stationary distribution (pi P = pi), and the entropy rate
+
+        H = -sum_i pi_i sum_j P_ij ln P_ij    (nats per character)
+
+    is the expected loss of the best possible next-character predictor, which knows P.
+    """
+
+    def __init__(self, alphabet: str = " abcdefghijklmno", branching: int = 4,
+                 concentration: float = 0.7, seed: int = 11):
+        v = len(alphabet)
+        if len(set(alphabet)) != v or v < 2:
+            raise ValueError(f"MarkovSource: alphabet must hold >= 2 distinct characters, got {alphabet!r}")
+        if not 1 <= branching <= v:
+            raise ValueError(f"MarkovSource: branching must lie in 1..{v}, got {branching}")
+        rng = np.random.default_rng(seed)
+        P = np.zeros((v, v))
+        for i in range(v):
+            successors = {(i + 1) % v}
+            others = [j for j in rng.permutation(v) if j not in successors]
+            successors.update(others[:branching - 1])
+            succ = sorted(successors)
+            P[i, succ] = rng.dirichlet(np.full(len(succ), concentration))
+        self.alphabet = alphabet
+        self.P = P
+        self.pi = stationary_distribution(P)
+        self.vocab = Vocabulary(list(alphabet))
+
+    @property
+    def entropy_rate(self) -> float:
+        return entropy_rate(self.P, self.pi)
+
+    def sample(self, n: int, seed: int = 0) -> str:
+        """n characters of the chain, started from pi."""
+        rng = np.random.default_rng(seed)
+        cum = np.cumsum(self.P, axis=1)
+        cum[:, -1] = 1.0
+        cum_rows = [list(row) for row in cum]
+        u = rng.random(n)
+        state = int(np.searchsorted(np.cumsum(self.pi), u[0]))
+        out = [state]
+        for x in u[1:]:
+            state = bisect.bisect_right(cum_rows[state], x)
+            out.append(state)
+        return "".join(self.alphabet[s] for s in out)
+
+
+def stationary_distribution(P) -> np.ndarray:
+    """pi with pi P = pi, sum pi = 1: the left eigenvector of P for eigenvalue 1.
+
+    Raises ValueError unless that eigenvalue is simple and the only one of modulus 1
+    (an irreducible, aperiodic chain, whose pi is unique and reached from any start).
+    """
+    P = np.asarray(P, dtype=np.float64)
+    if P.ndim != 2 or P.shape[0] != P.shape[1]:
+        raise ValueError(f"stationary_distribution: P must be square, got shape {P.shape}")
+    if np.any(P < 0) or not np.allclose(P.sum(axis=1), 1.0):
+        raise ValueError("stationary_distribution: every row of P must be a probability distribution")
+    values, vectors = np.linalg.eig(P.T)
+    on_circle = np.isclose(np.abs(values), 1.0, atol=1e-9)
+    if on_circle.sum() != 1:
+        raise ValueError("stationary_distribution: P is not irreducible and aperiodic "
+                         f"({int(on_circle.sum())} eigenvalues of modulus 1)")
+    pi = np.real(vectors[:, np.argmax(on_circle)])
+    return pi / pi.sum()
+
+
+def entropy_rate(P, pi=None) -> float:
+    """H = -sum_i pi_i sum_j P_ij ln P_ij in nats (0 ln 0 = 0)."""
+    P = np.asarray(P, dtype=np.float64)
+    pi = stationary_distribution(P) if pi is None else np.asarray(pi)
+    logs = np.where(P > 0, np.log(np.where(P > 0, P, 1.0)), 0.0)
+    return float(-np.sum(pi[:, None] * P * logs))
+
+
+# --------------------------------------------------------------------------- samplers
+
+class LMBatches:
+    """Random windows of a token stream: x = ids[s : s+T], y = ids[s+1 : s+T+1].
+
+    Each batch draws ``batch_size`` start offsets from its own torch.Generator, whose state
+    is the sampler's state (``state_dict``), so a resumed run continues the same sequence.
+    """
+
+    def __init__(self, ids: torch.Tensor, batch_size: int, context: int, seed: int = 0):
+        if len(ids) < context + 2:
+            raise ValueError(f"LMBatches: the text has {len(ids)} tokens, fewer than context + 2 = {context + 2}")
+        self.ids, self.batch_size, self.context = ids, batch_size, context
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __next__(self):
+        starts = torch.randint(len(self.ids) - self.context - 1, (self.batch_size,), generator=self.generator)
+        idx = starts[:, None] + torch.arange(self.context + 1)
+        window = self.ids[idx]
+        return window[:, :-1], window[:, 1:]
+
+    def __iter__(self):
+        return self
+
+    def state_dict(self):
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state):
+        self.generator.set_state(state["generator"])
+
+
+class PairBatches:
+    """Shuffled mini-batches of (source, target) pairs, epoch after epoch.
+
+    State: the generator, the current epoch's permutation and the position in it.
+    """
+
+    def __init__(self, sources: torch.Tensor, targets: torch.Tensor, batch_size: int, seed: int = 0):
+        if len(sources) != len(targets):
+            raise ValueError(f"PairBatches: {len(sources)} sources but {len(targets)} targets")
+        self.sources, self.targets, self.batch_size = sources, targets, min(batch_size, len(sources))
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order = torch.randperm(len(sources), generator=self.generator)
+        self.position = 0
+        self.epoch = 0
+
+    def __next__(self):
+        if self.position + self.batch_size > len(self.order):
+            self.order = torch.randperm(len(self.sources), generator=self.generator)
+            self.position = 0
+            self.epoch += 1
+        idx = self.order[self.position:self.position + self.batch_size]
+        self.position += self.batch_size
+        return self.sources[idx], self.targets[idx]
+
+    def __iter__(self):
+        return self
+
+    def state_dict(self):
+        return {"generator": self.generator.get_state(), "order": self.order.clone(),
+                "position": self.position, "epoch": self.epoch}
+
+    def load_state_dict(self, state):
+        self.generator.set_state(state["generator"])
+        self.order = state["order"].clone()
+        self.position, self.epoch = int(state["position"]), int(state["epoch"])
+
+
+def uniform_loss(vocab_size: int) -> float:
+    """The loss of predicting every token with probability 1/V: ln V."""
+    return math.log(vocab_size)

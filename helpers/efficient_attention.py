@@ -1,0 +1,408 @@
+"""The cost of attention, and exact ways to cut it (seed 000 §8, chapter 10).
+
+Seed 000 §8: "Self-attention has a computational complexity of O(n^2 d) ... Optimizations
+such as sparse attention reduce this complexity." This module makes both halves concrete.
+
+Counting (:func:`attention_layer_costs`): multiply-adds and memory of one self-attention
+layer, stage by stage, as exact formulas in n (tokens), d_model and h (heads).
+
+Sparse patterns (boolean masks, True where attending is allowed, the convention of
+:func:`helpers.scaled_dot_product_attention`; every one takes ``causal=True`` to be
+intersected with :func:`helpers.causal_mask`, and any two combine with ``|`` or ``&``):
+
+    sliding_window_mask(n, window)    |i - j| <= window                (local attention)
+    strided_mask(n, stride)           (i - j) mod stride == 0          (Sparse Transformer)
+    global_tokens_mask(n, num_global) i < num_global or j < num_global (Longformer, BigBird)
+
+Attention that only computes the allowed pairs (:func:`sliding_window_attention`,
+:func:`sparse_attention`): each query gets a short table of the keys it may see (r of
+them at most), the scores of those r keys are computed and softmaxed, and nothing else.
+Cost n_q * r * d_k multiply-adds instead of n_q * n_k * d_k. Both backends.
+
+Exact attention in O(n) memory (:func:`online_softmax`, :func:`tiled_attention`): the
+softmax normaliser is accumulated block by block with a running maximum m and a running
+sum l that is rescaled whenever m grows (the "online softmax"); tiled attention applies it
+to blocks of queries and keys, in the style of FlashAttention, so the largest score array
+it ever holds is (block_q, block_k), never (n_q, n_k). NumPy only: it is a model of what a
+GPU kernel does, written to be read.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from array_api_compat import is_torch_array
+
+from ._backend import (backend_namespace, broadcast_shapes, namespace, require_float,
+                       require_ndim, shape)
+from .attention import causal_mask
+from .softmax import softmax
+
+# ----------------------------------------------------------------------------- counting
+
+
+def attention_layer_costs(n: int, d_model: int, num_heads: int = 1, itemsize: int = 8) -> dict:
+    """Multiply-adds and memory of one self-attention layer on n tokens (no batch axis).
+
+    Each head has d_k = d_v = d_model / num_heads. A matrix product (a, b) @ (b, c) costs
+    a*b*c multiply-adds (one FLOP-pair each: 2*a*b*c FLOPs).
+
+        "projections Q, K, V"   3 n d_model^2       X W^Q, X W^K, X W^V
+        "scores Q K^T"          h n^2 d_k = n^2 d_model
+        "softmax exp"           h n^2               one exp per score
+        "weights V"             h n^2 d_v = n^2 d_model
+        "output projection"     n d_model^2         Concat(heads) W^O
+        "total multiply-adds"   4 n d_model^2 + 2 n^2 d_model   (exps not included)
+        "weights elements"      h n^2               the (h, n, n) attention weights
+        "weights bytes"         h n^2 itemsize
+
+    Source: seed 000 §8 (O(n^2 d)); Vaswani et al. 2017, Table 1.
+    """
+    for name, value in (("n", n), ("d_model", d_model), ("num_heads", num_heads),
+                        ("itemsize", itemsize)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"attention_layer_costs: {name} must be a positive integer, got {value!r}")
+    if d_model % num_heads:
+        raise ValueError(f"attention_layer_costs: d_model={d_model} is not divisible by "
+                         f"num_heads={num_heads}")
+    d_k = d_model // num_heads
+    costs = {
+        "projections Q, K, V": 3 * n * d_model * d_model,
+        "scores Q K^T": num_heads * n * n * d_k,
+        "softmax exp": num_heads * n * n,
+        "weights V": num_heads * n * n * d_k,
+        "output projection": n * d_model * d_model,
+    }
+    costs["total multiply-adds"] = (costs["projections Q, K, V"] + costs["scores Q K^T"]
+                                    + costs["weights V"] + costs["output projection"])
+    costs["weights elements"] = num_heads * n * n
+    costs["weights bytes"] = num_heads * n * n * itemsize
+    return costs
+
+
+# ----------------------------------------------------------------------------- masks
+
+
+def _check_count(func: str, name: str, value, minimum: int):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{func}: {name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _positions(func: str, n: int, backend: str, device):
+    xp = backend_namespace(func, backend)
+    _check_count(func, "n", n, 1)
+    kwargs = {} if device is None else {"device": device}
+    idx = xp.arange(n, **kwargs)
+    return idx[:, None], idx[None, :]  # query index i (n, 1), key index j (1, n)
+
+
+def _maybe_causal(mask, n, causal, backend, device):
+    return mask & causal_mask(n, backend=backend, device=device) if causal else mask
+
+
+def sliding_window_mask(n: int, window: int, causal: bool = False, backend: str = "numpy",
+                        device=None):
+    """Local attention: boolean (n, n), mask[i, j] = |i - j| <= window.
+
+    Query i sees the ``window`` tokens on each side of it and itself: at most 2*window + 1
+    keys (window + 1 with ``causal=True``, which keeps j <= i only). Allowed pairs, with
+    w = min(window, n - 1): n(2w + 1) - w(w + 1), causal n(w + 1) - w(w + 1)/2.
+    Source: seed 000 §8 ("sparse attention"); the local pattern of Longformer.
+    """
+    func = "sliding_window_mask"
+    i, j = _positions(func, n, backend, device)
+    _check_count(func, "window", window, 0)
+    return _maybe_causal(abs(i - j) <= window, n, causal, backend, device)
+
+
+def strided_mask(n: int, stride: int, causal: bool = False, backend: str = "numpy", device=None):
+    """Strided attention: boolean (n, n), mask[i, j] = ((i - j) mod stride == 0).
+
+    Query i sees every stride-th token counted from itself. With n = q*stride + r
+    (0 <= r < stride) the residue classes have q+1 (r of them) or q members, and the
+    allowed pairs number r(q+1)^2 + (stride-r) q^2, about n^2 / stride. The Sparse
+    Transformer (Child et al. 2019) pairs it with a local window of width stride; with
+    stride ~ sqrt(n) each query then sees O(sqrt(n)) keys.
+    Source: seed 000 §8 ("sparse attention").
+    """
+    func = "strided_mask"
+    i, j = _positions(func, n, backend, device)
+    _check_count(func, "stride", stride, 1)
+    return _maybe_causal((i - j) % stride == 0, n, causal, backend, device)
+
+
+def global_tokens_mask(n: int, num_global: int, causal: bool = False, backend: str = "numpy",
+                       device=None):
+    """Global tokens: boolean (n, n), mask[i, j] = (i < num_global or j < num_global).
+
+    The first ``num_global`` tokens see every token and every token sees them. Allowed
+    pairs, g = min(num_global, n): n^2 - (n - g)^2 = 2ng - g^2 (causal: g(g+1)/2 + (n-g)g).
+    Usually combined with a window: ``sliding_window_mask(n, w) | global_tokens_mask(n, g)``.
+    Source: seed 000 §8 ("sparse attention"); the global pattern of Longformer and BigBird.
+    """
+    func = "global_tokens_mask"
+    i, j = _positions(func, n, backend, device)
+    _check_count(func, "num_global", num_global, 0)
+    return _maybe_causal((i < num_global) | (j < num_global), n, causal, backend, device)
+
+
+# ----------------------------------------------------------------------------- allowed pairs only
+
+
+def sliding_window_key_index(n: int, window: int, causal: bool = False):
+    """The keys each query of a sliding window sees, as a table; NumPy (n, r) each.
+
+    Returns (key_index, key_valid) with r = window + 1 if causal else 2*window + 1:
+    key_index[i, o] = i - window + o (clipped into 0..n-1 where it falls outside),
+    key_valid[i, o] says whether that key exists (and, if causal, is not in the future).
+    """
+    _check_count("sliding_window_key_index", "n", n, 1)
+    _check_count("sliding_window_key_index", "window", window, 0)
+    width = window + 1 if causal else 2 * window + 1
+    key = np.arange(n)[:, None] - window + np.arange(width)[None, :]
+    valid = (key >= 0) & (key < n)
+    return np.clip(key, 0, n - 1), valid
+
+
+def mask_key_index(mask):
+    """The allowed keys of each query of any boolean mask (n_q, n_k), as a padded table.
+
+    Returns NumPy (key_index, key_valid), both (n_q, r) with r = the most keys any query
+    may see: row i lists the allowed keys of query i in increasing order, padded with key
+    0 marked invalid. Raises ValueError if some row allows no key.
+    """
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_ or mask.ndim != 2:
+        raise ValueError(f"mask_key_index: mask must be a boolean (n_q, n_k) array, got "
+                         f"dtype {mask.dtype} and shape {mask.shape}")
+    counts = mask.sum(axis=1)
+    empty = np.flatnonzero(counts == 0)
+    if empty.size:
+        raise ValueError(f"mask_key_index: mask allows no key for query rows {empty[:5].tolist()}"
+                         f"{'...' if empty.size > 5 else ''}: there is nothing to average")
+    width = int(counts.max())
+    # a stable sort puts the allowed keys (True -> 0) first, each row in increasing order
+    order = np.argsort(~mask, axis=1, kind="stable")[:, :width]
+    valid = np.arange(width)[None, :] < counts[:, None]
+    return np.where(valid, order, 0), valid
+
+
+def gathered_attention(q, k, v, key_index, key_valid, scale=None):
+    """Attention over a table of allowed keys per query; returns (output, weights).
+
+    Formula: for query i and slot o, s[i, o] = q_i . k_{key_index[i, o]} * scale where
+    key_valid[i, o], else -inf; weights = softmax(s) over the slots;
+    output_i = sum_o weights[i, o] v_{key_index[i, o]}.
+    Equals softmax(Q K^T * scale + mask) V for the mask whose row i allows exactly the
+    valid keys of row i, while computing n_q * r scores instead of n_q * n_k: the work is
+    n_q r (d_k + d_v) multiply-adds and the memory O(n_q (r + d)), one slot at a time.
+
+    Shapes: q (..., n_q, d_k), k (..., n_k, d_k), v (..., n_k, d_v), key_index and
+    key_valid (n_q, r) (integer and boolean, same library as q). Returns output
+    (..., n_q, d_v) and the compact weights (..., n_q, r). Every row needs a valid key.
+    """
+    func = "gathered_attention"
+    xp = namespace(func, q=q, k=k, v=v, key_index=key_index, key_valid=key_valid)
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        require_ndim(func, name, a, 2, "(..., tokens, features)")
+        require_float(func, name, a, xp)
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"{func}: q {shape(q)}, k {shape(k)}, v {shape(v)} must be "
+                         "(..., n_q, d_k), (..., n_k, d_k), (..., n_k, d_v)")
+    broadcast_shapes(func, "the leading (batch) axes of q, k and v",
+                     shape(q)[:-2], shape(k)[:-2], shape(v)[:-2])
+    n_q = q.shape[-2]
+    if (len(key_index.shape) != 2 or shape(key_index) != shape(key_valid)
+            or key_index.shape[0] != n_q):
+        raise ValueError(f"{func}: key_index {shape(key_index)} and key_valid {shape(key_valid)} "
+                         f"must both have shape (n_q, r) with n_q = {n_q}")
+    if key_valid.dtype != xp.bool:
+        raise TypeError(f"{func}: key_valid must be boolean, got dtype {key_valid.dtype}")
+    if not bool(xp.all(xp.any(key_valid, axis=-1))):
+        raise ValueError(f"{func}: key_valid allows no key for some query row")
+    r = key_index.shape[1]
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    # One slot at a time, so that the largest temporaries are (..., n_q, d): memory
+    # O(n_q (r + d)), never (n_q, n_k) or (n_q, r, d).
+    columns = []
+    for o in range(r):
+        k_slot = xp.take(k, key_index[:, o], axis=-2)                 # (..., n_q, d_k)
+        columns.append(xp.sum(q * k_slot, axis=-1) * scale)           # (..., n_q)
+    scores = xp.stack(columns, axis=-1)                               # (..., n_q, r)
+    scores = xp.where(key_valid, scores, xp.full_like(scores, -math.inf))
+    weights = softmax(scores, axis=-1)
+    output = 0
+    for o in range(r):
+        v_slot = xp.take(v, key_index[:, o], axis=-2)                 # (..., n_q, d_v)
+        output = output + weights[..., o, None] * v_slot
+    return output, weights
+
+
+def sliding_window_attention(q, k, v, window: int, causal: bool = False, scale=None):
+    """Self-attention restricted to |i - j| <= window, computing only those scores.
+
+    Equals ``scaled_dot_product_attention(q, k, v, mask=sliding_window_mask(n, window,
+    causal))`` at a cost of n (2 window + 1) d_k multiply-adds for the scores instead of
+    n^2 d_k: O(n w d), linear in n. Shapes: q, k (..., n, d_k), v (..., n, d_v) with the
+    same n. Returns (output (..., n, d_v), banded weights (..., n, r)); see
+    :func:`sliding_window_key_index` for which key each of the r slots holds.
+    Source: seed 000 §8 ("sparse attention ... reduce this complexity").
+    """
+    func = "sliding_window_attention"
+    xp = namespace(func, q=q, k=k, v=v)
+    require_ndim(func, "q", q, 2, "(..., tokens, features)")
+    require_ndim(func, "k", k, 2, "(..., tokens, features)")
+    if q.shape[-2] != k.shape[-2]:
+        raise ValueError(f"{func}: q has shape {shape(q)} and k has shape {shape(k)}: a sliding "
+                         "window needs as many queries as keys (self-attention)")
+    key_index, key_valid = sliding_window_key_index(int(q.shape[-2]), window, causal)
+    return gathered_attention(q, k, v, *_like(xp, q, key_index, key_valid), scale=scale)
+
+
+def sparse_attention(q, k, v, mask, scale=None):
+    """Attention that computes only the pairs a 2-D boolean mask allows.
+
+    Equals ``scaled_dot_product_attention(q, k, v, mask=mask)``; the work is n_q * r * d_k
+    multiply-adds for the scores, r = the most keys any row allows (mask.sum(axis=1).max()).
+    Shapes: mask (n_q, n_k), shared by every batch element; q, k, v as in
+    :func:`gathered_attention`. Every row of the mask must allow some key.
+    """
+    xp = namespace("sparse_attention", q=q, k=k, v=v, mask=mask)
+    if mask.dtype != xp.bool:
+        raise TypeError(f"sparse_attention: mask must be boolean (True = may attend), got dtype {mask.dtype}")
+    if shape(mask) != (int(q.shape[-2]), int(k.shape[-2])):
+        raise ValueError(f"sparse_attention: mask has shape {shape(mask)}, expected "
+                         f"(n_q, n_k) = {(int(q.shape[-2]), int(k.shape[-2]))}")
+    mask_np = mask.detach().cpu().numpy() if hasattr(mask, "detach") else mask
+    key_index, key_valid = mask_key_index(mask_np)
+    return gathered_attention(q, k, v, *_like(xp, q, key_index, key_valid), scale=scale)
+
+
+def _like(xp, q, key_index, key_valid):
+    """The NumPy index tables in q's library (and on q's device)."""
+    if not is_torch_array(q):
+        return key_index, key_valid
+    import torch
+    return (torch.as_tensor(key_index, device=q.device),
+            torch.as_tensor(key_valid, device=q.device))
+
+
+# ----------------------------------------------------------------------------- online softmax
+
+
+def _require_numpy_float(func: str, **arrays):
+    for name, a in arrays.items():
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{func}: {name} must be a NumPy array (this function is written "
+                            f"in NumPy to be read), got {type(a).__name__}")
+        if not np.issubdtype(a.dtype, np.floating):
+            raise TypeError(f"{func}: {name} must hold floating-point numbers, got dtype {a.dtype}")
+
+
+def online_softmax_step(m, l, block):
+    """One step of the online softmax; returns (m_new, l_new, rescale, p).
+
+    Given the running maximum m and running sum l = sum exp(x - m) of the scores seen so
+    far (shape (...,)) and a new block of scores (..., b):
+
+        m_new   = max(m, max_t block_t)
+        rescale = exp(m - m_new)                  (<= 1; 0 at the start, when m = -inf)
+        p       = exp(block - m_new)              (..., b)
+        l_new   = rescale * l + sum_t p_t
+
+    so that l_new = sum exp(x - m_new) over everything seen. A slice whose scores are
+    all -inf so far keeps m = -inf and l = 0 (nothing is subtracted from it).
+    """
+    m_new = np.maximum(m, np.max(block, axis=-1))
+    shift = np.where(np.isfinite(m_new), m_new, 0.0)      # avoid -inf - (-inf)
+    rescale = np.exp(m - shift)
+    p = np.exp(block - shift[..., None])
+    return m_new, rescale * l + np.sum(p, axis=-1), rescale, p
+
+
+def online_softmax(x, block_size: int):
+    """Softmax over the last axis, its normaliser accumulated ``block_size`` scores at a time.
+
+    Pass 1 streams the blocks through :func:`online_softmax_step` to get m = max x and
+    l = sum exp(x - m) without ever storing exp of the whole row; pass 2 returns
+    exp(x - m) / l. Equals :func:`helpers.softmax`. Shapes: x (..., n) -> (..., n).
+    """
+    func = "online_softmax"
+    _require_numpy_float(func, x=x)
+    require_ndim(func, "x", x, 1, "(..., n)")
+    _check_count(func, "block_size", block_size, 1)
+    m = np.full(x.shape[:-1], -np.inf, dtype=x.dtype)
+    l = np.zeros(x.shape[:-1], dtype=x.dtype)
+    for start in range(0, x.shape[-1], block_size):
+        m, l, _, _ = online_softmax_step(m, l, x[..., start:start + block_size])
+    shift = np.where(np.isfinite(m), m, 0.0)
+    return np.exp(x - shift[..., None]) / np.where(l > 0, l, 1.0)[..., None]
+
+
+def tiled_attention(q, k, v, block_q: int = 64, block_k: int = 64, causal: bool = False,
+                    scale=None, trace: list | None = None):
+    """Exact attention by tiles, FlashAttention style: never forms the (n_q, n_k) matrix.
+
+    For each block of queries Q_i (block_q rows) keep, per row, a running maximum m,
+    a running sum l and an unnormalised output accumulator acc (block_q, d_v). For each
+    block of keys/values K_j, V_j (block_k rows):
+
+        S   = Q_i K_j^T * scale                              (block_q, block_k)
+        m', l', c, P = online_softmax_step(m, l, S)          c = exp(m - m'), P = exp(S - m')
+        acc = c * acc + P V_j                                (block_q, d_v)
+
+    and at the end O_i = acc / l. The largest arrays ever held are one score tile
+    (block_q, block_k) and the output (n_q, d_v): memory O(n d + block_q block_k) instead
+    of O(n^2). With ``causal=True`` (needs n_q == n_k) tiles wholly above the diagonal are
+    skipped and the diagonal tiles are masked with -inf before the step.
+
+    Shapes: q (..., n_q, d_k), k (..., n_k, d_k), v (..., n_k, d_v), NumPy, batch axes
+    broadcast. Returns output (..., n_q, d_v) only: the weights are never formed.
+    ``trace``: a list to which the shape of every score tile is appended (to check that
+    no (n_q, n_k) array appears).
+    Source: seed 000 §8 (the n^2 cost); Milakov & Gimelshein 2018 (online softmax);
+    Dao et al. 2022 (FlashAttention).
+    """
+    func = "tiled_attention"
+    _require_numpy_float(func, q=q, k=k, v=v)
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        require_ndim(func, name, a, 2, "(..., tokens, features)")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"{func}: q has shape {shape(q)} and k has shape {shape(k)}: "
+                         "their last axes (d_k) must be equal")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"{func}: k has shape {shape(k)} and v has shape {shape(v)}: "
+                         "they must have the same number of rows (n_k)")
+    _check_count(func, "block_q", block_q, 1)
+    _check_count(func, "block_k", block_k, 1)
+    batch = broadcast_shapes(func, "the leading (batch) axes of q, k and v",
+                             shape(q)[:-2], shape(k)[:-2], shape(v)[:-2])
+    n_q, n_k, d_v = q.shape[-2], k.shape[-2], v.shape[-1]
+    if causal and n_q != n_k:
+        raise ValueError(f"{func}: causal=True needs as many queries as keys, got n_q={n_q}, "
+                         f"n_k={n_k}")
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    dtype = np.result_type(q, k, v)
+    out = np.empty(batch + (n_q, d_v), dtype=dtype)
+    for i0 in range(0, n_q, block_q):
+        i1 = min(i0 + block_q, n_q)
+        q_block = q[..., i0:i1, :]
+        m = np.full(batch + (i1 - i0,), -np.inf, dtype=dtype)
+        l = np.zeros(batch + (i1 - i0,), dtype=dtype)
+        acc = np.zeros(batch + (i1 - i0, d_v), dtype=dtype)
+        for j0 in range(0, n_k, block_k):
+            if causal and j0 > i1 - 1:
+                break                       # every key of this tile and later is in the future
+            j1 = min(j0 + block_k, n_k)
+            scores = (q_block @ np.swapaxes(k[..., j0:j1, :], -1, -2)) * scale
+            if causal and j1 - 1 > i0:      # the tile crosses the diagonal
+                allowed = np.arange(j0, j1)[None, :] <= np.arange(i0, i1)[:, None]
+                scores = np.where(allowed, scores, -np.inf)
+            if trace is not None:
+                trace.append(tuple(scores.shape))
+            m, l, rescale, p = online_softmax_step(m, l, scores)
+            acc = rescale[..., None] * acc + p @ v[..., j0:j1, :]
+        out[..., i0:i1, :] = acc / l[..., None]
+    return out

@@ -1,0 +1,1 @@
+"""Checks for the chapters' exercises, one module per chapter (chNN.py)."""
