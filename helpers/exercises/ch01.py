@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._common import not_attempted
+
 # Exercise 1: the first BPE merge on a tiny text.
 EXERCISE_1_TEXT = "banana bandana"
 # Pieces "banana" and " bandana". Pair counts: (a,n) 2+2 = 4, (n,a) 2+1 = 3, (b,a) 1+1 = 2,
@@ -30,16 +32,9 @@ EXERCISE_4_MAX_TOKENS = 12
 EXERCISE_4_TRAINED_MERGES = 200
 
 
-def _not_attempted(n: int, answer) -> bool:
-    if answer is None:
-        print(f"Exercise {n}: not attempted yet (replace None with your answer and run the cell again).")
-        return True
-    return False
-
-
 def check_exercise_1(answer) -> None:
     """The segmentation of EXERCISE_1_TEXT after one BPE merge, as a list of strings."""
-    if _not_attempted(1, answer):
+    if not_attempted(1, answer):
         return
     if not isinstance(answer, (list, tuple)) or not all(isinstance(t, str) for t in answer):
         raise TypeError(f"Exercise 1: expected a list of strings (the tokens), got {type(answer).__name__}")
@@ -61,7 +56,7 @@ def check_exercise_1(answer) -> None:
 
 def check_exercise_2(answer) -> None:
     """The one-hot matrix X (len(ids), vocab_size) with X @ W_e == W_e[ids]."""
-    if _not_attempted(2, answer):
+    if not_attempted(2, answer):
         return
     x = np.asarray(answer, dtype=np.float64)
     n, v = len(EXERCISE_2_IDS), EXERCISE_2_VOCAB_SIZE
@@ -80,7 +75,7 @@ def check_exercise_2(answer) -> None:
 
 def check_exercise_3(answer) -> None:
     """Parameters saved by one shared matrix instead of three (|V| = 37000, d_model = 512)."""
-    if _not_attempted(3, answer):
+    if not_attempted(3, answer):
         return
     if isinstance(answer, bool) or not isinstance(answer, (int, np.integer)):
         raise TypeError(f"Exercise 3: expected an integer number of parameters, got {type(answer).__name__}")
@@ -104,7 +99,7 @@ def _tokens_with(merges: int) -> tuple[int, int]:
 
 def check_exercise_4(answer) -> None:
     """The fewest merges (of the chapter's tokenizer) giving EXERCISE_4_SENTENCE <= 12 tokens."""
-    if _not_attempted(4, answer):
+    if not_attempted(4, answer):
         return
     if isinstance(answer, bool) or not isinstance(answer, (int, np.integer)):
         raise TypeError(f"Exercise 4: expected an integer number of merges, got {type(answer).__name__}")

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from ._common import as_float, not_attempted
+
 # Exercise 3: a score vector that overflows exp() once shifted by 1000.
 EXERCISE_3_SCORES = np.array([2.0, -1.0, 0.5, 3.0])
 EXERCISE_3_SHIFT = 1000.0
@@ -22,26 +24,11 @@ EXERCISE_2_D_K = 16
 EXERCISE_2_MIN_SAMPLES = 2000
 
 
-def _not_attempted(n: int, answer) -> bool:
-    if answer is None:
-        print(f"Exercise {n}: not attempted yet (replace None with your answer and run the cell again).")
-        return True
-    return False
-
-
-def _as_float(n: int, answer) -> float:
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        raise TypeError(f"Exercise {n}: expected a number, got {type(answer).__name__}") from None
-    return value
-
-
 def check_exercise_1(answer) -> None:
     """The weight that token 3 puts on token 1 in seed 003 §5's example: 1/(2 + e^(1/sqrt 2))."""
-    if _not_attempted(1, answer):
+    if not_attempted(1, answer):
         return
-    value = _as_float(1, answer)
+    value = as_float(1, answer)
     a = math.exp(1 / math.sqrt(2))
     expected = 1 / (2 + a)
     if math.isclose(value, 1 / (2 + math.e), rel_tol=1e-9):
@@ -58,7 +45,7 @@ def check_exercise_1(answer) -> None:
 
 def check_exercise_2(dot_products) -> None:
     """Samples of q . k for d_k = 16 (unscaled): their mean square must be 16 within 5 SE."""
-    if _not_attempted(2, dot_products):
+    if not_attempted(2, dot_products):
         return
     s = np.asarray(dot_products, dtype=np.float64)
     if s.ndim != 1:
@@ -86,7 +73,7 @@ def check_exercise_2(dot_products) -> None:
 
 def check_exercise_3(answer) -> None:
     """softmax(EXERCISE_3_SCORES + 1000): finite, sums to 1, equals softmax of the unshifted scores."""
-    if _not_attempted(3, answer):
+    if not_attempted(3, answer):
         return
     p = np.asarray(answer, dtype=np.float64)
     x = EXERCISE_3_SCORES
@@ -104,9 +91,9 @@ def check_exercise_3(answer) -> None:
 
 def check_exercise_4(temperature) -> None:
     """A temperature T with softmax(EXERCISE_4_SCORES / T)[0] = 0.9 to within 1e-6."""
-    if _not_attempted(4, temperature):
+    if not_attempted(4, temperature):
         return
-    t = _as_float(4, temperature)
+    t = as_float(4, temperature)
     assert t > 0 and math.isfinite(t), f"Exercise 4: a temperature must be positive and finite, got {t}"
     z = EXERCISE_4_SCORES / t
     e = np.exp(z - z.max())

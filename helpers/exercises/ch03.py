@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._common import not_attempted
+
 # Exercise 1: a batch of two sequences of n = 5 positions, 3 and 5 of them real.
 EXERCISE_1_LENGTHS = np.array([3, 5])
 EXERCISE_1_N = 5
@@ -20,13 +22,6 @@ EXERCISE_3_SIZES = dict(batch=3, n_dec=4, n_enc=7, d_model=8, num_heads=2)
 # Exercise 4: a left-padded batch (pads come first), n = 4 positions.
 EXERCISE_4_LEFT_PADS = np.array([2, 0])
 EXERCISE_4_N = 4
-
-
-def _not_attempted(n: int, answer) -> bool:
-    if answer is None:
-        print(f"Exercise {n}: not attempted yet (replace None with your answer and run the cell again).")
-        return True
-    return False
 
 
 def _as_bool_array(n: int, answer, expected_shape: tuple) -> np.ndarray:
@@ -52,7 +47,7 @@ def exercise_1_expected() -> np.ndarray:
 
 def check_exercise_1(answer) -> None:
     """The causal-and-padding mask of the batch, shape (batch, n, n), True = allowed."""
-    if _not_attempted(1, answer):
+    if not_attempted(1, answer):
         return
     n, b = EXERCISE_1_N, len(EXERCISE_1_LENGTHS)
     a = np.asarray(answer.detach().cpu() if hasattr(answer, "detach") else answer)
@@ -81,7 +76,7 @@ def exercise_2_expected() -> np.ndarray:
 
 def check_exercise_2(answer) -> None:
     """The weights softmax(scores) with the masked key's score set to -inf first."""
-    if _not_attempted(2, answer):
+    if not_attempted(2, answer):
         return
     a = np.asarray(answer.detach().cpu() if hasattr(answer, "detach") else answer, dtype=np.float64)
     assert a.shape == (4,), f"Exercise 2: expected 4 weights, one per key, got shape {a.shape}"
@@ -106,7 +101,7 @@ def exercise_3_expected() -> tuple:
 
 def check_exercise_3(answer) -> None:
     """(output shape, weights shape) of the cross-attention layer, as tuples of ints."""
-    if _not_attempted(3, answer):
+    if not_attempted(3, answer):
         return
     try:
         out_shape, w_shape = (tuple(int(x) for x in s) for s in answer)
@@ -133,7 +128,7 @@ def exercise_4_mask() -> np.ndarray:
 
 def check_exercise_4(answer) -> None:
     """Boolean (batch, n): True for each query row whose mask allows no key at all."""
-    if _not_attempted(4, answer):
+    if not_attempted(4, answer):
         return
     a = _as_bool_array(4, answer, (len(EXERCISE_4_LEFT_PADS), EXERCISE_4_N))
     expected = ~exercise_4_mask().any(axis=-1)

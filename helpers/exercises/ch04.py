@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._common import not_attempted
+
 # Exercise 1: the paper's base model.
 EXERCISE_1_D_MODEL = 512
 EXERCISE_1_HEADS = 8
@@ -22,13 +24,6 @@ EXERCISE_4_E = 6
 EXERCISE_4_HEADS = 3
 
 
-def _not_attempted(n: int, answer) -> bool:
-    if answer is None:
-        print(f"Exercise {n}: not attempted yet (replace None with your answer and run the cell again).")
-        return True
-    return False
-
-
 def _as_int(n: int, answer) -> int:
     if isinstance(answer, bool) or not float(answer).is_integer():
         raise TypeError(f"Exercise {n}: expected a whole number, got {answer!r}")
@@ -37,7 +32,7 @@ def _as_int(n: int, answer) -> int:
 
 def check_exercise_1(answer) -> None:
     """Parameters of one multi-head attention layer with biases: 4 d_model^2 + 4 d_model."""
-    if _not_attempted(1, answer):
+    if not_attempted(1, answer):
         return
     value = _as_int(1, answer)
     d, h = EXERCISE_1_D_MODEL, EXERCISE_1_HEADS
@@ -61,7 +56,7 @@ def exercise_2_matrix() -> np.ndarray:
 
 def check_exercise_2(answer) -> None:
     """Head 2's W_2^Q: the column block W^Q[:, 2 d_k : 3 d_k] with d_k = 8/4 = 2."""
-    if _not_attempted(2, answer):
+    if not_attempted(2, answer):
         return
     a = np.asarray(answer.detach().cpu() if hasattr(answer, "detach") else answer, dtype=np.float64)
     w = exercise_2_matrix()
@@ -89,7 +84,7 @@ def exercise_3_expected() -> int:
 
 def check_exercise_3(answer) -> None:
     """Multiply-adds of the matrix products of a cross-attention layer (n_q, n_k, d_model, h)."""
-    if _not_attempted(3, answer):
+    if not_attempted(3, answer):
         return
     value = _as_int(3, answer)
     s = EXERCISE_3_SIZES
@@ -122,7 +117,7 @@ def exercise_4_module():
 
 def check_exercise_4(answer) -> None:
     """(w_q, w_k, w_v, w_o) in the course's row-vector layout, taken from exercise_4_module()."""
-    if _not_attempted(4, answer):
+    if not_attempted(4, answer):
         return
     import torch
 

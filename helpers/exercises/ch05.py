@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from ._common import not_attempted
+
 # Exercise 1: two entries of the PE table.
 EXERCISE_1_POS, EXERCISE_1_D_MODEL, EXERCISE_1_COLUMNS = 3, 8, (4, 5)
 # Exercise 2: the shift matrix M_k.
@@ -21,20 +23,13 @@ EXERCISE_3_D_MODEL, EXERCISE_3_WAVELENGTH = 512, 1000.0
 EXERCISE_4_PERM = [2, 0, 3, 1]
 
 
-def _not_attempted(n: int, answer) -> bool:
-    if answer is None:
-        print(f"Exercise {n}: not attempted yet (replace None with your answer and run the cell again).")
-        return True
-    return False
-
-
 def _omega(i: int, d_model: int) -> float:
     return 10000.0 ** (-2 * i / d_model)
 
 
 def check_exercise_1(answer) -> None:
     """(PE[3, 4], PE[3, 5]) for d_model = 8: column 4 = 2i with i = 2, so omega = 10000^(-4/8)."""
-    if _not_attempted(1, answer):
+    if not_attempted(1, answer):
         return
     try:
         a, b = (float(v) for v in answer)
@@ -56,7 +51,7 @@ def check_exercise_1(answer) -> None:
 
 def check_exercise_2(answer) -> None:
     """M_k (4, 4) for k = 3: block i is [[cos 3w_i, -sin 3w_i], [sin 3w_i, cos 3w_i]]."""
-    if _not_attempted(2, answer):
+    if not_attempted(2, answer):
         return
     m = np.asarray(answer, dtype=np.float64)
     d, k = EXERCISE_2_D_MODEL, EXERCISE_2_K
@@ -77,7 +72,7 @@ def check_exercise_2(answer) -> None:
 
 def check_exercise_3(answer) -> None:
     """The pair index i (d_model = 512) whose wavelength 2 pi 10000^(2i/512) is closest to 1000."""
-    if _not_attempted(3, answer):
+    if not_attempted(3, answer):
         return
     if isinstance(answer, bool) or not isinstance(answer, (int, np.integer)):
         raise TypeError(f"Exercise 3: expected an integer pair index, got {type(answer).__name__}")
@@ -98,7 +93,7 @@ def check_exercise_3(answer) -> None:
 
 def check_exercise_4(answer) -> None:
     """The permutation matrix P (4, 4) with P @ X == X[perm] for every X."""
-    if _not_attempted(4, answer):
+    if not_attempted(4, answer):
         return
     p = np.asarray(answer, dtype=np.float64)
     n = len(EXERCISE_4_PERM)

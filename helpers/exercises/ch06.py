@@ -11,19 +11,14 @@ import math
 
 import numpy as np
 
+from ._common import not_attempted
+
 # Exercise 1: LayerNorm of this vector with gamma = 1, beta = 0, eps = 0.
 EXERCISE_1_X = np.array([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0])
 # Exercise 2: the paper's base FFN.
 EXERCISE_2_D_MODEL, EXERCISE_2_D_FF = 512, 2048
 # Exercise 3: the width d of the vector normalised with torch.var's default.
 EXERCISE_3_D = 8
-
-
-def _not_attempted(n: int, answer) -> bool:
-    if answer is None:
-        print(f"Exercise {n}: not attempted yet (replace None with your answer and run the cell again).")
-        return True
-    return False
 
 
 def _as_array(n: int, answer, size: int) -> np.ndarray:
@@ -38,7 +33,7 @@ def _as_array(n: int, answer, size: int) -> np.ndarray:
 
 def check_exercise_1(answer) -> None:
     """LayerNorm([2, 4, 4, 4, 5, 5, 7, 9]) with gamma 1, beta 0, eps 0: mu 5, sigma^2 4."""
-    if _not_attempted(1, answer):
+    if not_attempted(1, answer):
         return
     x = EXERCISE_1_X
     got = _as_array(1, answer, x.size)
@@ -59,7 +54,7 @@ def check_exercise_1(answer) -> None:
 
 def check_exercise_2(answer) -> None:
     """The number of parameters of one FFN with d_model 512, d_ff 2048 (weights and biases)."""
-    if _not_attempted(2, answer):
+    if not_attempted(2, answer):
         return
     d, f = EXERCISE_2_D_MODEL, EXERCISE_2_D_FF
     weights = d * f + f * d
@@ -76,7 +71,7 @@ def check_exercise_2(answer) -> None:
 def check_exercise_3(answer) -> None:
     """Normalising with torch.var (divides by d - 1) instead of the biased variance, eps = 0:
     every output is multiplied by sqrt((d - 1) / d); for d = 8 that is sqrt(7/8)."""
-    if _not_attempted(3, answer):
+    if not_attempted(3, answer):
         return
     try:
         value = float(answer)
@@ -98,7 +93,7 @@ def check_exercise_3(answer) -> None:
 
 def check_exercise_4(pre_ln_ffn_sublayer) -> None:
     """A function (x, w1, b1, w2, b2, gamma, beta) -> x + FFN(LayerNorm(x)), the pre-LN FFN sublayer."""
-    if _not_attempted(4, pre_ln_ffn_sublayer):
+    if not_attempted(4, pre_ln_ffn_sublayer):
         return
     if not callable(pre_ln_ffn_sublayer):
         raise TypeError("Exercise 4: expected a function (x, w1, b1, w2, b2, gamma, beta) -> array")

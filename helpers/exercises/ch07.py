@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._common import not_attempted
+
 # Exercise 1: one encoder layer of this size.
 EXERCISE_1_D_MODEL, EXERCISE_1_D_FF = 256, 1024
 # Exercise 2 and 3: sequence lengths in a padded batch.
@@ -16,13 +18,6 @@ EXERCISE_2_LENGTHS, EXERCISE_2_N = (3, 5), 5
 EXERCISE_3_LENGTHS, EXERCISE_3_N = (2, 4), 4
 # Exercise 4: the paper's base model with three separate vocabulary tables.
 EXERCISE_4 = dict(d_model=512, d_ff=2048, layers=6, vocab=37000)
-
-
-def _not_attempted(n: int, answer) -> bool:
-    if answer is None:
-        print(f"Exercise {n}: not attempted yet (replace None with your answer and run the cell again).")
-        return True
-    return False
 
 
 def _as_bool_array(n: int, answer) -> np.ndarray:
@@ -40,7 +35,7 @@ def _layer_sizes(d, f, attentions, norms):
 
 def check_exercise_1(answer) -> None:
     """Parameters of one encoder layer, d_model 256, d_ff 1024, with biases and LayerNorms."""
-    if _not_attempted(1, answer):
+    if not_attempted(1, answer):
         return
     d, f = EXERCISE_1_D_MODEL, EXERCISE_1_D_FF
     expected = _layer_sizes(d, f, attentions=1, norms=2)
@@ -57,7 +52,7 @@ def check_exercise_1(answer) -> None:
 
 def check_exercise_2(answer) -> None:
     """src_key_padding_mask for nn.Transformer: shape (batch, n), True where the token is PADDING."""
-    if _not_attempted(2, answer):
+    if not_attempted(2, answer):
         return
     got = _as_bool_array(2, answer)
     lengths, n = EXERCISE_2_LENGTHS, EXERCISE_2_N
@@ -75,7 +70,7 @@ def check_exercise_2(answer) -> None:
 def check_exercise_3(answer) -> None:
     """helpers' decoder self-attention mask (True = may attend), causal AND target padding,
     shape (batch, n, n)."""
-    if _not_attempted(3, answer):
+    if not_attempted(3, answer):
         return
     got = _as_bool_array(3, answer)
     lengths, n = EXERCISE_3_LENGTHS, EXERCISE_3_N
@@ -98,7 +93,7 @@ def check_exercise_3(answer) -> None:
 def check_exercise_4(answer) -> None:
     """The paper's base configuration with separate source embedding, target embedding and
     pre-softmax tables (no output bias), plus nn.Transformer's two final LayerNorms."""
-    if _not_attempted(4, answer):
+    if not_attempted(4, answer):
         return
     c = EXERCISE_4
     d, f, n, v = c["d_model"], c["d_ff"], c["layers"], c["vocab"]

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from ._common import as_float, not_attempted
+
 # Exercise 1: three positions, a vocabulary of 5; the perplexity of these predictions.
 EXERCISE_1_LOGITS = np.array([[2.0, 0.5, -1.0, 0.0, 1.0],
                               [0.0, 0.0, 3.0, -2.0, 0.5],
@@ -31,20 +33,6 @@ EXERCISE_4_SMOOTHING = 0.1
 EXERCISE_4_VOCAB = 37000
 
 
-def _not_attempted(n: int, answer) -> bool:
-    if answer is None:
-        print(f"Exercise {n}: not attempted yet (replace None with your answer and run the cell again).")
-        return True
-    return False
-
-
-def _as_float(n: int, answer) -> float:
-    try:
-        return float(answer)
-    except (TypeError, ValueError):
-        raise TypeError(f"Exercise {n}: expected a number, got {type(answer).__name__}") from None
-
-
 def _as_array(n: int, name: str, answer, shape: tuple) -> np.ndarray:
     try:
         a = np.asarray(answer.detach() if hasattr(answer, "detach") else answer, dtype=np.float64)
@@ -62,9 +50,9 @@ def _log_softmax(z):
 
 def check_exercise_1(answer) -> None:
     """Perplexity exp(mean of -log p(target)) of EXERCISE_1_LOGITS and EXERCISE_1_TARGETS."""
-    if _not_attempted(1, answer):
+    if not_attempted(1, answer):
         return
-    value = _as_float(1, answer)
+    value = as_float(1, answer)
     nll = -_log_softmax(EXERCISE_1_LOGITS)[np.arange(3), EXERCISE_1_TARGETS]
     expected = math.exp(nll.mean())
     if math.isclose(value, math.exp(nll.sum()), rel_tol=1e-9):
@@ -80,7 +68,7 @@ def check_exercise_1(answer) -> None:
 
 def check_exercise_2(answer) -> None:
     """dL/dz for one position with label smoothing: softmax(z) - ((1 - eps) onehot + eps/V)."""
-    if _not_attempted(2, answer):
+    if not_attempted(2, answer):
         return
     g = _as_array(2, "the gradient", answer, (3,))
     z = EXERCISE_2_LOGITS
@@ -101,7 +89,7 @@ def check_exercise_2(answer) -> None:
 
 def check_exercise_3(answer) -> None:
     """(dX, dW, db) of Y = X W + b for EXERCISE_3_D_Y, against torch.autograd."""
-    if _not_attempted(3, answer):
+    if not_attempted(3, answer):
         return
     import torch
 
@@ -124,9 +112,9 @@ def check_exercise_3(answer) -> None:
 
 def check_exercise_4(answer) -> None:
     """min over p of -sum q log p with q smoothed: the entropy H(q)."""
-    if _not_attempted(4, answer):
+    if not_attempted(4, answer):
         return
-    value = _as_float(4, answer)
+    value = as_float(4, answer)
     eps, vocab = EXERCISE_4_SMOOTHING, EXERCISE_4_VOCAB
     high, low = 1 - eps + eps / vocab, eps / vocab
     expected = -high * math.log(high) - (vocab - 1) * low * math.log(low)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from ._common import as_float, not_attempted
+
 # Exercise 1: the paper's Adam betas; the first step without bias correction, in units of lr.
 EXERCISE_1_BETAS = (0.9, 0.98)
 # Exercise 2: the peak of the schedule for this model.
@@ -22,29 +24,15 @@ EXERCISE_4_BETA2 = 0.98
 EXERCISE_4_STEP = 300
 
 
-def _not_attempted(n: int, answer) -> bool:
-    if answer is None:
-        print(f"Exercise {n}: not attempted yet (replace None with your answer and run the cell again).")
-        return True
-    return False
-
-
-def _as_float(n: int, answer) -> float:
-    try:
-        return float(answer)
-    except (TypeError, ValueError):
-        raise TypeError(f"Exercise {n}: expected a number, got {type(answer).__name__}") from None
-
-
 def _noam(step: int, d_model: int, warmup: int) -> float:
     return d_model ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
 
 
 def check_exercise_1(answer) -> None:
     """|first update| / lr without bias correction: (1 - beta1) / sqrt(1 - beta2)."""
-    if _not_attempted(1, answer):
+    if not_attempted(1, answer):
         return
-    value = _as_float(1, answer)
+    value = as_float(1, answer)
     beta1, beta2 = EXERCISE_1_BETAS
     expected = (1 - beta1) / math.sqrt(1 - beta2)
     if math.isclose(value, 1.0, rel_tol=1e-9):
@@ -61,7 +49,7 @@ def check_exercise_1(answer) -> None:
 
 def check_exercise_2(answer) -> None:
     """(peak step, peak learning rate) of the schedule for EXERCISE_2_D_MODEL, EXERCISE_2_WARMUP."""
-    if _not_attempted(2, answer):
+    if not_attempted(2, answer):
         return
     try:
         step, rate = answer
@@ -79,7 +67,7 @@ def check_exercise_2(answer) -> None:
 
 def check_exercise_3(answer) -> None:
     """A function epoch -> factor that makes LambdaLR (base lr 1) follow the schedule."""
-    if _not_attempted(3, answer):
+    if not_attempted(3, answer):
         return
     import torch
 
@@ -110,9 +98,9 @@ def check_exercise_3(answer) -> None:
 
 def check_exercise_4(answer) -> None:
     """Var(v_hat_t) for g_s i.i.d. N(0, 1): 2 sum_s w_s^2, w_s = (1-b2) b2^(t-s) / (1-b2^t)."""
-    if _not_attempted(4, answer):
+    if not_attempted(4, answer):
         return
-    value = _as_float(4, answer)
+    value = as_float(4, answer)
     b2, t = EXERCISE_4_BETA2, EXERCISE_4_STEP
     weights = [(1 - b2) * b2 ** (t - s) / (1 - b2 ** t) for s in range(1, t + 1)]
     expected = 2 * sum(w * w for w in weights)

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from ._common import not_attempted
+
 # Exercise 1: one layer's attention weights, one sequence, float32.
 EXERCISE_1 = dict(n=4096, d_model=1024, num_heads=16, itemsize=4)
 # Exercise 2: the (n, window) grid a learner's count function is tried on.
@@ -18,13 +20,6 @@ EXERCISE_2_NS = range(1, 41)
 EXERCISE_2_WINDOWS = range(0, 45)
 # Exercise 4: causal tiled attention.
 EXERCISE_4 = dict(n=1024, block=128)
-
-
-def _not_attempted(n: int, answer) -> bool:
-    if answer is None:
-        print(f"Exercise {n}: not attempted yet (replace None with your answer and run the cell again).")
-        return True
-    return False
 
 
 def _as_int(n: int, answer) -> int:
@@ -41,7 +36,7 @@ def _as_int(n: int, answer) -> int:
 
 def check_exercise_1(answer) -> None:
     """Bytes of one layer's attention weights: h * n^2 * itemsize = 16 * 4096^2 * 4 = 2^30."""
-    if _not_attempted(1, answer):
+    if not_attempted(1, answer):
         return
     value = _as_int(1, answer)
     n, h, itemsize = EXERCISE_1["n"], EXERCISE_1["num_heads"], EXERCISE_1["itemsize"]
@@ -64,7 +59,7 @@ def check_exercise_1(answer) -> None:
 
 def check_exercise_2(count_function) -> None:
     """A function (n, window) -> allowed pairs of |i - j| <= window; tried on a grid."""
-    if _not_attempted(2, count_function):
+    if not_attempted(2, count_function):
         return
     if not callable(count_function):
         raise TypeError(f"Exercise 2: expected a function count(n, window), "
@@ -87,7 +82,7 @@ def check_exercise_2(count_function) -> None:
 
 def check_exercise_3(merge) -> None:
     """A function merging two online-softmax states (m_a, l_a), (m_b, l_b) -> (m, l)."""
-    if _not_attempted(3, merge):
+    if not_attempted(3, merge):
         return
     if not callable(merge):
         raise TypeError(f"Exercise 3: expected a function merge(m_a, l_a, m_b, l_b), "
@@ -121,7 +116,7 @@ def check_exercise_3(merge) -> None:
 
 def check_exercise_4(answer) -> None:
     """Score tiles a causal tiled attention computes: T(T+1)/2 with T = n / block = 8."""
-    if _not_attempted(4, answer):
+    if not_attempted(4, answer):
         return
     value = _as_int(4, answer)
     tiles_per_side = EXERCISE_4["n"] // EXERCISE_4["block"]

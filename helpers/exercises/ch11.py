@@ -12,6 +12,8 @@ import math
 import numpy as np
 import torch
 
+from ._common import not_attempted
+
 # Exercise 1: the parameter count of this language model (chapter 11's formula).
 EXERCISE_1_CONFIG = dict(vocab_size=65, d_model=128, num_heads=4, num_layers=4, d_ff=512, max_len=256,
                          positions="learned", tie_embeddings=True, norm="pre")
@@ -22,16 +24,9 @@ EXERCISE_4_PROMPT = 20
 EXERCISE_4_NEW = 100
 
 
-def _not_attempted(n: int, answer) -> bool:
-    if answer is None:
-        print(f"Exercise {n}: not attempted yet (replace None with your answer and run the cell again).")
-        return True
-    return False
-
-
 def check_exercise_1(answer) -> None:
     """The number of parameters of DecoderOnlyLM(ModelConfig(**EXERCISE_1_CONFIG))."""
-    if _not_attempted(1, answer):
+    if not_attempted(1, answer):
         return
     from ..model import DecoderOnlyLM, ModelConfig
     expected = sum(p.numel() for p in DecoderOnlyLM(ModelConfig(**EXERCISE_1_CONFIG)).parameters())
@@ -52,7 +47,7 @@ def check_exercise_1(answer) -> None:
 
 def check_exercise_2(answer) -> None:
     """H = -sum_i pi_i sum_j P_ij ln P_ij for P = EXERCISE_2_P."""
-    if _not_attempted(2, answer):
+    if not_attempted(2, answer):
         return
     value = float(answer)
     (p00, p01), (p10, p11) = EXERCISE_2_P
@@ -73,7 +68,7 @@ def check_exercise_2(answer) -> None:
 
 def check_exercise_3(answer) -> None:
     """A function top_k_probabilities(logits, k, temperature) -> probabilities, shapes (..., V)."""
-    if _not_attempted(3, answer):
+    if not_attempted(3, answer):
         return
     if not callable(answer):
         raise TypeError("Exercise 3: answer should be your function top_k_probabilities")
@@ -100,7 +95,7 @@ def check_exercise_3(answer) -> None:
 
 def check_exercise_4(answer) -> None:
     """(rows without cache, rows with cache): key/value rows projected by one attention layer."""
-    if _not_attempted(4, answer):
+    if not_attempted(4, answer):
         return
     try:
         without, with_cache = (int(a) for a in answer)
