@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from ._common import not_attempted
+from ._common import as_float, not_attempted
 
 # Exercise 1: the parameter count of this language model (chapter 11's formula).
 EXERCISE_1_CONFIG = dict(vocab_size=65, d_model=128, num_heads=4, num_layers=4, d_ff=512, max_len=256,
@@ -30,7 +30,10 @@ def check_exercise_1(answer) -> None:
         return
     from ..model import DecoderOnlyLM, ModelConfig
     expected = sum(p.numel() for p in DecoderOnlyLM(ModelConfig(**EXERCISE_1_CONFIG)).parameters())
-    value = int(answer)
+    number = as_float(1, answer)
+    if not number.is_integer():
+        raise AssertionError(f"Exercise 1: a parameter count is a whole number, got {answer!r}.")
+    value = int(number)
     c = EXERCISE_1_CONFIG
     if value == expected + c["d_model"] * c["vocab_size"]:
         raise AssertionError("Exercise 1: the output projection is tied to the embedding table: "
@@ -49,7 +52,7 @@ def check_exercise_2(answer) -> None:
     """H = -sum_i pi_i sum_j P_ij ln P_ij for P = EXERCISE_2_P."""
     if not_attempted(2, answer):
         return
-    value = float(answer)
+    value = as_float(2, answer)
     (p00, p01), (p10, p11) = EXERCISE_2_P
     pi0 = p10 / (p01 + p10)  # balance: pi0 p01 = pi1 p10
     pi = (pi0, 1 - pi0)
