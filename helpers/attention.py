@@ -30,6 +30,21 @@ class FullyMaskedRowWarning(UserWarning):
     """A query row whose mask allowed no key: its weights and output were set to 0."""
 
 
+def check_qkv_shapes(func: str, q, k, v) -> tuple:
+    """Check that q (..., n_q, d_k), k (..., n_k, d_k), v (..., n_k, d_v) fit together;
+    return their broadcast batch shape. Errors name ``func``, the argument and its shape."""
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        require_ndim(func, name, a, 2, "(..., tokens, features)")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"{func}: q has shape {shape(q)} and k has shape {shape(k)}: "
+                         "their last axes (d_k) must be equal")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"{func}: k has shape {shape(k)} and v has shape {shape(v)}: "
+                         "they must have the same number of rows (n_k, one value per key)")
+    return broadcast_shapes(func, "the leading (batch) axes of q, k and v",
+                            shape(q)[:-2], shape(k)[:-2], shape(v)[:-2])
+
+
 def scaled_dot_product_attention(q, k, v, mask=None, scale=None):
     """Scaled dot-product attention; returns ``(output, weights)``.
 
@@ -47,17 +62,9 @@ def scaled_dot_product_attention(q, k, v, mask=None, scale=None):
     """
     func = "scaled_dot_product_attention"
     xp = namespace(func, q=q, k=k, v=v, mask=mask)
+    batch = check_qkv_shapes(func, q, k, v)
     for name, a in (("q", q), ("k", k), ("v", v)):
-        require_ndim(func, name, a, 2, "(..., tokens, features)")
         require_float(func, name, a, xp)
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"{func}: q has shape {shape(q)} and k has shape {shape(k)}: "
-                         "their last axes (d_k) must be equal")
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"{func}: k has shape {shape(k)} and v has shape {shape(v)}: "
-                         "they must have the same number of rows (n_k, one value per key)")
-    batch = broadcast_shapes(func, "the leading (batch) axes of q, k and v",
-                             shape(q)[:-2], shape(k)[:-2], shape(v)[:-2])
     n_q, d_k, n_k = q.shape[-2], q.shape[-1], k.shape[-2]
     if scale is None:
         scale = 1.0 / math.sqrt(d_k)

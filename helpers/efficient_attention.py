@@ -35,7 +35,7 @@ from array_api_compat import is_torch_array
 
 from ._backend import (backend_namespace, broadcast_shapes, namespace, require_float,
                        require_ndim, shape)
-from .attention import causal_mask
+from .attention import causal_mask, check_qkv_shapes
 from .softmax import softmax
 
 # ----------------------------------------------------------------------------- counting
@@ -366,18 +366,9 @@ def tiled_attention(q, k, v, block_q: int = 64, block_k: int = 64, causal: bool 
     """
     func = "tiled_attention"
     _require_numpy_float(func, q=q, k=k, v=v)
-    for name, a in (("q", q), ("k", k), ("v", v)):
-        require_ndim(func, name, a, 2, "(..., tokens, features)")
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"{func}: q has shape {shape(q)} and k has shape {shape(k)}: "
-                         "their last axes (d_k) must be equal")
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"{func}: k has shape {shape(k)} and v has shape {shape(v)}: "
-                         "they must have the same number of rows (n_k)")
+    batch = check_qkv_shapes(func, q, k, v)
     _check_count(func, "block_q", block_q, 1)
     _check_count(func, "block_k", block_k, 1)
-    batch = broadcast_shapes(func, "the leading (batch) axes of q, k and v",
-                             shape(q)[:-2], shape(k)[:-2], shape(v)[:-2])
     n_q, n_k, d_v = q.shape[-2], k.shape[-2], v.shape[-1]
     if causal and n_q != n_k:
         raise ValueError(f"{func}: causal=True needs as many queries as keys, got n_q={n_q}, "
