@@ -1,6 +1,8 @@
 """What every chapter's exercise checks share: the "not attempted" reply and number parsing."""
 from __future__ import annotations
 
+import numpy as np
+
 
 def not_attempted(n: int, answer) -> bool:
     """True (after saying so) when the learner has not replaced ``None`` with an answer yet."""
@@ -16,3 +18,16 @@ def as_float(n: int, answer) -> float:
         return float(answer)
     except (TypeError, ValueError):
         raise TypeError(f"Exercise {n}: expected a number, got {type(answer).__name__}") from None
+
+
+def as_array(n: int, answer, shape: tuple, name: str = "your answer") -> np.ndarray:
+    """The answer (NumPy, torch or nested lists) as a float64 array of ``shape``: a TypeError
+    if it is not numbers, an AssertionError naming ``name`` if its shape is wrong."""
+    try:
+        a = np.asarray(answer.detach().cpu().numpy() if hasattr(answer, "detach") else answer,
+                       dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"Exercise {n}: {name} should be an array of numbers, "
+                        f"got {type(answer).__name__}") from None
+    assert a.shape == tuple(shape), f"Exercise {n}: {name} should have shape {tuple(shape)}, got {a.shape}"
+    return a

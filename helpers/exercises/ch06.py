@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ._common import not_attempted
+from ._common import as_array, not_attempted
 
 # Exercise 1: LayerNorm of this vector with gamma = 1, beta = 0, eps = 0.
 EXERCISE_1_X = np.array([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0])
@@ -21,22 +21,12 @@ EXERCISE_2_D_MODEL, EXERCISE_2_D_FF = 512, 2048
 EXERCISE_3_D = 8
 
 
-def _as_array(n: int, answer, size: int) -> np.ndarray:
-    try:
-        a = np.asarray(answer.detach().cpu().numpy() if hasattr(answer, "detach") else answer, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"Exercise {n}: expected a vector of {size} numbers, got {type(answer).__name__}") from None
-    if a.shape != (size,):
-        raise AssertionError(f"Exercise {n}: expected a vector of shape ({size},), got shape {a.shape}")
-    return a
-
-
 def check_exercise_1(answer) -> None:
     """LayerNorm([2, 4, 4, 4, 5, 5, 7, 9]) with gamma 1, beta 0, eps 0: mu 5, sigma^2 4."""
     if not_attempted(1, answer):
         return
     x = EXERCISE_1_X
-    got = _as_array(1, answer, x.size)
+    got = as_array(1, answer, x.shape)
     mu = x.sum() / x.size
     biased = ((x - mu) ** 2).sum() / x.size
     unbiased = ((x - mu) ** 2).sum() / (x.size - 1)

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ._common import as_float, not_attempted
+from ._common import as_array, as_float, not_attempted
 
 # Exercise 1: three positions, a vocabulary of 5; the perplexity of these predictions.
 EXERCISE_1_LOGITS = np.array([[2.0, 0.5, -1.0, 0.0, 1.0],
@@ -31,16 +31,6 @@ EXERCISE_3_D_Y = np.round(_rng.normal(size=(4, 2)), 2)
 # Exercise 4: the lowest reachable loss with the paper's smoothing and vocabulary size.
 EXERCISE_4_SMOOTHING = 0.1
 EXERCISE_4_VOCAB = 37000
-
-
-def _as_array(n: int, name: str, answer, shape: tuple) -> np.ndarray:
-    try:
-        a = np.asarray(answer.detach() if hasattr(answer, "detach") else answer, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"Exercise {n}: {name} should be an array of numbers, "
-                        f"got {type(answer).__name__}") from None
-    assert a.shape == shape, f"Exercise {n}: {name} should have shape {shape}, got {a.shape}"
-    return a
 
 
 def _log_softmax(z):
@@ -70,7 +60,7 @@ def check_exercise_2(answer) -> None:
     """dL/dz for one position with label smoothing: softmax(z) - ((1 - eps) onehot + eps/V)."""
     if not_attempted(2, answer):
         return
-    g = _as_array(2, "the gradient", answer, (3,))
+    g = as_array(2, answer, (3,), "the gradient")
     z = EXERCISE_2_LOGITS
     p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
     onehot = np.eye(3)[EXERCISE_2_TARGET]
@@ -97,9 +87,9 @@ def check_exercise_3(answer) -> None:
         d_x, d_w, d_b = answer
     except (TypeError, ValueError):
         raise TypeError("Exercise 3: answer should be a tuple (dX, dW, db)") from None
-    d_x = _as_array(3, "dX", d_x, EXERCISE_3_X.shape)
-    d_w = _as_array(3, "dW", d_w, EXERCISE_3_W.shape)
-    d_b = _as_array(3, "db", d_b, EXERCISE_3_B.shape)
+    d_x = as_array(3, d_x, EXERCISE_3_X.shape, "dX")
+    d_w = as_array(3, d_w, EXERCISE_3_W.shape, "dW")
+    d_b = as_array(3, d_b, EXERCISE_3_B.shape, "db")
     x, w, b = (torch.tensor(a, requires_grad=True) for a in (EXERCISE_3_X, EXERCISE_3_W, EXERCISE_3_B))
     ((x @ w + b) * torch.tensor(EXERCISE_3_D_Y)).sum().backward()
     for name, got, ref, hint in (
