@@ -61,6 +61,15 @@ def backend_namespace(func: str, backend: str):
     return xp
 
 
+def require_torch(func: str, option: str, **arrays):
+    """Raise TypeError unless every array is a torch tensor: ``option`` (e.g. "fused=True")
+    calls a torch kernel, which NumPy arrays cannot go through."""
+    for name, value in arrays.items():
+        if value is not None and not is_torch_array(value):
+            raise TypeError(f"{func}: {option} runs torch's own kernel and needs torch tensors; "
+                            f"{name} is {type(value).__name__}")
+
+
 def shape(a) -> tuple:
     return tuple(int(n) for n in a.shape)
 

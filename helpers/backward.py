@@ -25,8 +25,8 @@ from .attention import scaled_dot_product_attention
 from .feed_forward import feed_forward, relu
 from .layer_norm import layer_norm
 from .loss import cross_entropy
-from .layers import encoder_layer
-from .multi_head import _merge_heads, _split_heads, multi_head_attention
+from .layers import LAYER_STRUCTURES, decoder_layer, encoder_layer, residual
+from .multi_head import merge_heads, multi_head_attention, split_heads
 from .softmax import softmax
 
 
@@ -132,16 +132,16 @@ def multi_head_attention_backward(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, d_ou
         y = xp.matmul(x, w)
         return y if b is None else y + b
 
-    q = _split_heads(xp, project(x_q, w_q, b_q), num_heads)      # (..., h, n_q, d_k)
-    k = _split_heads(xp, project(x_kv, w_k, b_k), num_heads)     # (..., h, n_k, d_k)
-    v = _split_heads(xp, project(x_kv, w_v, b_v), num_heads)     # (..., h, n_k, d_v)
+    q = split_heads(project(x_q, w_q, b_q), num_heads)      # (..., h, n_q, d_k)
+    k = split_heads(project(x_kv, w_k, b_k), num_heads)     # (..., h, n_k, d_k)
+    v = split_heads(project(x_kv, w_v, b_v), num_heads)     # (..., h, n_k, d_v)
     head_mask = None if mask is None else xp.expand_dims(mask, axis=-3)
     heads, _ = scaled_dot_product_attention(q, k, v, mask=head_mask)
-    concat = _merge_heads(xp, heads)                             # (..., n_q, h*d_v)
+    concat = merge_heads(heads)                             # (..., n_q, h*d_v)
 
-    d_heads = _split_heads(xp, xp.matmul(d_output, xp.matrix_transpose(w_o)), num_heads)
+    d_heads = split_heads(xp.matmul(d_output, xp.matrix_transpose(w_o)), num_heads)
     d_q, d_k, d_v = scaled_dot_product_attention_backward(q, k, v, d_heads, mask=head_mask)
-    d_q, d_k, d_v = (_merge_heads(xp, g) for g in (d_q, d_k, d_v))
+    d_q, d_k, d_v = (merge_heads(g) for g in (d_q, d_k, d_v))
     d_x_q = xp.matmul(d_q, xp.matrix_transpose(w_q))
     d_x_kv = (xp.matmul(d_k, xp.matrix_transpose(w_k))
               + xp.matmul(d_v, xp.matrix_transpose(w_v)))
@@ -232,40 +232,123 @@ def cross_entropy_backward(logits, targets, *, ignore_index=None, label_smoothin
     return xp.where(keep[..., None], grad, xp.zeros_like(grad))
 
 
-def encoder_layer_backward(x, params, d_output, mask=None, *, num_heads: int, eps: float = 1e-5):
-    """Gradients of the post-LN :func:`helpers.layers.encoder_layer` for x and every parameter.
+def _sublayer_backward(part, params, h, memory, d_out, *, num_heads, mask):
+    """Gradients of one sub-layer f at input h given dL/df = d_out: (dL/dh, param grads,
+    dL/dmemory or None)."""
+    if part == "ffn":
+        grads = feed_forward_backward(h, **params, d_output=d_out)
+        return grads.pop("x"), grads, None
+    x_kv = h if part == "self_attn" else memory
+    grads = multi_head_attention_backward(h, x_kv, num_heads=num_heads, d_output=d_out, mask=mask, **params)
+    d_q, d_kv = grads.pop("x_q"), grads.pop("x_kv")
+    if part == "self_attn":
+        return d_q + d_kv, grads, None          # h is the query and the keys/values: both paths
+    return d_q, grads, d_kv
 
-    Forward (the paper, seed 003 §3.4), recomputed from the core functions exactly as
-    :func:`helpers.layers.encoder_layer` composes them:
-        s1 = x + MultiHead(x, x, x),  h = LayerNorm_1(s1),  s2 = h + FFN(h),  out = LayerNorm_2(s2)
-    Backward, from the top: through LayerNorm 2 to s2; the residual sends ds2 both straight to
-    h and through the FFN, so dh = ds2 + (FFN backward of ds2); through LayerNorm 1 to s1;
-    again the residual: dx = ds1 + d x_q + d x_kv of the self-attention (x is used three times).
 
-    params: the nested dict of :func:`helpers.layers.encoder_layer`
-    (``helpers.layers.ENCODER_LAYER_PARTS``: "self_attn", "norm1", "ffn", "norm2").
-    Shapes: x (..., n, d_model), d_output (..., n, d_model). Returns {"x": dx} plus a nested
-    dict of gradients with the structure (and shapes) of ``params``.
+def _sublayer_forward(part, params, h, memory, *, num_heads, mask):
+    if part == "ffn":
+        return feed_forward(h, **params)
+    x_kv = h if part == "self_attn" else memory
+    return multi_head_attention(h, x_kv, num_heads=num_heads, mask=mask, **params)[0]
+
+
+def residual_backward(x, part, params, norm_params, d_output, norm: str = "post", *, num_heads: int = 1,
+                      mask=None, memory=None, eps: float = 1e-5):
+    """Gradients through one residual connection around the sub-layer ``part`` (chapter 8).
+
+    Forward (:func:`helpers.layers.residual`, chapter 6), with f the sub-layer:
+        post:  s = x + f(x),  out = LN(s)      backward: ds = LN'(s)^T d_out,  dx = ds + f'(x)^T ds
+        pre:   h = LN(x),  out = x + f(h)      backward: dh = f'(h)^T d_out,   dx = d_out + LN'(x)^T dh
+        none:  out = x + f(x)                  backward: dx = d_out + f'(x)^T d_out
+    The residual path hands the gradient on unchanged: that "+ d_out" (or "+ ds") is why
+    deep residual stacks train. ``part``: "self_attn", "cross_attn" (keys and values from
+    ``memory``) or "ffn". Returns (dx, {part: grads, norm: {gamma, beta}}, d_memory or None).
     """
-    func = "encoder_layer_backward"
-    output = encoder_layer(x, params, mask, "post", num_heads=num_heads, eps=eps)  # checks params
-    attn_p, ffn_p = params["self_attn"], params["ffn"]
-    namespace(func, x=x, d_output=d_output, mask=mask, **attn_p, **ffn_p)  # one library only
-    _require_same_shape(func, "d_output", d_output, "the layer output", output)
-    attn, _ = multi_head_attention(x, x, num_heads=num_heads, mask=mask, **attn_p)
-    s1 = x + attn
-    h = layer_norm(s1, eps=eps, **params["norm1"])
-    s2 = h + feed_forward(h, **ffn_p)
+    fwd = dict(num_heads=num_heads, mask=mask)
+    norm_grads = {}
+    if norm == "post":
+        s = x + _sublayer_forward(part, params, x, memory, **fwd)
+        d_s, norm_grads["gamma"], norm_grads["beta"] = layer_norm_backward(
+            s, norm_params["gamma"], norm_params["beta"], d_output, eps=eps)
+        d_x, grads, d_memory = _sublayer_backward(part, params, x, memory, d_s, **fwd)
+        return d_s + d_x, grads, norm_grads, d_memory
+    if norm == "pre":
+        h = layer_norm(x, eps=eps, **norm_params)
+        d_h, grads, d_memory = _sublayer_backward(part, params, h, memory, d_output, **fwd)
+        d_x, norm_grads["gamma"], norm_grads["beta"] = layer_norm_backward(
+            x, norm_params["gamma"], norm_params["beta"], d_h, eps=eps)
+        return d_output + d_x, grads, norm_grads, d_memory
+    d_x, grads, d_memory = _sublayer_backward(part, params, x, memory, d_output, **fwd)
+    return d_output + d_x, grads, None, d_memory
 
-    grads = {"norm1": {}, "norm2": {}}
-    d_s2, grads["norm2"]["gamma"], grads["norm2"]["beta"] = layer_norm_backward(
-        s2, params["norm2"]["gamma"], params["norm2"]["beta"], d_output, eps=eps)
-    ffn = feed_forward_backward(h, **ffn_p, d_output=d_s2)
-    d_h = d_s2 + ffn.pop("x")                                # residual + FFN path
-    grads["ffn"] = ffn
-    d_s1, grads["norm1"]["gamma"], grads["norm1"]["beta"] = layer_norm_backward(
-        s1, params["norm1"]["gamma"], params["norm1"]["beta"], d_h, eps=eps)
-    mha = multi_head_attention_backward(x, x, num_heads=num_heads, d_output=d_s1, mask=mask, **attn_p)
-    d_x = d_s1 + mha.pop("x_q") + mha.pop("x_kv")            # residual + query path + key/value path
-    grads["self_attn"] = mha
+
+def _layer_backward(func, kind, x, params, d_output, norm, num_heads, eps, masks, memory=None):
+    # The forward functions check params (the paper's layer: the backward passes above cover
+    # LayerNorm, ReLU FFN and attention with biases) and give the output's shape.
+    structure = LAYER_STRUCTURES[kind]
+    if kind == "encoder":
+        output = encoder_layer(x, params, masks["self_attn"], norm, num_heads=num_heads, eps=eps)
+    else:
+        output = decoder_layer(x, memory, params, masks["self_attn"], masks["cross_attn"], norm,
+                               num_heads=num_heads, eps=eps)
+    namespace(func, x=x, d_output=d_output, memory=memory, **params[structure[0][0]])  # one library only
+    _require_same_shape(func, "d_output", d_output, "the layer output", output)
+    # forward once more, keeping the input of every residual block
+    inputs, h = [], x
+    for part, norm_part in structure:
+        inputs.append(h)
+        h = residual(h, lambda z, part=part: (_sublayer_forward(part, params[part], z, memory, num_heads=num_heads,
+                                                                mask=masks.get(part)), None),
+                     params.get(norm_part), norm, eps=eps)[0]
+    grads, d_memory, d_h = {}, None, d_output
+    for (part, norm_part), h in zip(reversed(structure), reversed(inputs)):
+        d_h, grads[part], norm_grads, d_mem = residual_backward(
+            h, part, params[part], params.get(norm_part), d_h, norm, num_heads=num_heads,
+            mask=masks.get(part), memory=memory, eps=eps)
+        if norm_grads is not None:
+            grads[norm_part] = norm_grads
+        if d_mem is not None:
+            d_memory = d_mem if d_memory is None else d_memory + d_mem
+    return d_h, grads, d_memory
+
+
+def encoder_layer_backward(x, params, d_output, mask=None, *, num_heads: int, eps: float = 1e-5,
+                           norm: str = "post"):
+    """Gradients of :func:`helpers.layers.encoder_layer` for x and every parameter (chapter 8).
+
+    The layer's structure is :data:`helpers.layers.ENCODER_LAYER`: self-attention, then the
+    FFN, each inside a residual connection. Backward runs the same list in reverse with
+    :func:`residual_backward`: from the top, through LayerNorm 2 and the FFN branch, then
+    through LayerNorm 1 and the attention branch, where x is used three times (query, key,
+    value) and its gradient is the sum over the three paths plus the residual path.
+    norm: "post" (the paper), "pre" or "none", as in the forward function.
+
+    params: the nested dict of :func:`helpers.layers.encoder_layer`. Shapes: x (..., n,
+    d_model), d_output (..., n, d_model). Returns {"x": dx} plus a nested dict of gradients
+    with the structure (and shapes) of ``params``.
+    """
+    d_x, grads, _ = _layer_backward("encoder_layer_backward", "encoder", x, params, d_output, norm,
+                                    num_heads, eps, {"self_attn": mask})
     return {"x": d_x, **grads}
+
+
+def decoder_layer_backward(y, memory, params, d_output, self_mask=None, memory_mask=None, *,
+                           num_heads: int, eps: float = 1e-5, norm: str = "post"):
+    """Gradients of :func:`helpers.layers.decoder_layer` for y, the memory and every parameter.
+
+    The structure is :data:`helpers.layers.DECODER_LAYER`: causal self-attention,
+    cross-attention to the memory, FFN, each in a residual connection; backward walks it in
+    reverse (chapter 8). The memory reaches the loss only through the cross-attention's keys
+    and values. Shapes as :func:`helpers.layers.decoder_layer`; returns {"y": dy, "memory":
+    dmemory} plus the gradients of ``params`` in its structure.
+    """
+    from .attention import causal_mask
+    n = y.shape[-2]
+    xp = namespace("decoder_layer_backward", y=y)
+    causal = causal_mask(n, backend="torch" if "torch" in xp.__name__ else "numpy",
+                         device=array_api_compat.device(y))
+    masks = {"self_attn": causal if self_mask is None else (self_mask & causal), "cross_attn": memory_mask}
+    d_y, grads, d_memory = _layer_backward("decoder_layer_backward", "decoder", y, params, d_output, norm,
+                                           num_heads, eps, masks, memory=memory)
+    return {"y": d_y, "memory": d_memory, **grads}

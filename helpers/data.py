@@ -4,8 +4,8 @@
     "2026-11-23"): a translation task made in code. The year comes last in the source and
     first in the target, the day first in the source and last in the target, so the
     decoder's cross-attention has to learn where to look (an alignment).
-(b) Tiny Shakespeare as characters: downloaded once from its public address, checked by
-    sha256, cached under data/; or read from a local path.
+(b) Tiny Shakespeare as characters: shipped in data/ (data/README.md), checked by sha256;
+    downloaded from its public address if missing; or read from any local path.
 (c) Text from a small Markov chain with a known transition matrix P: its entropy rate
     H = -sum_i pi_i sum_j P_ij ln P_ij is the lowest average loss any model can reach, so
     a trained model's loss can be compared with the best possible one.
@@ -29,49 +29,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .tokenizers import CharTokenizer, Vocabulary
+
 TINY_SHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/master/"
                         "data/tinyshakespeare/input.txt")
 TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 TINY_SHAKESPEARE_CHARS = 1_115_394
+# The course's data folder (data/ beside helpers/): Tiny Shakespeare is shipped there
+# (data/README.md gives its source and sha256), and downloads are cached there.
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
 
 class DownloadError(RuntimeError):
     """A download failed or its content did not have the expected sha256."""
-
-
-# --------------------------------------------------------------------------- vocabulary
-
-class Vocabulary:
-    """Token <-> id. Special tokens (if any) come first: e.g. <pad>=0, <bos>=1, <eos>=2."""
-
-    def __init__(self, tokens, specials=()):
-        tokens = list(specials) + [t for t in tokens if t not in specials]
-        if len(set(tokens)) != len(tokens):
-            raise ValueError("Vocabulary: tokens must be distinct")
-        self.tokens = tokens
-        self.ids = {t: i for i, t in enumerate(tokens)}
-        self.specials = tuple(specials)
-
-    def __len__(self):
-        return len(self.tokens)
-
-    def __getitem__(self, token):
-        return self.ids[token]
-
-    def encode(self, tokens) -> list[int]:
-        try:
-            return [self.ids[t] for t in tokens]
-        except KeyError as err:
-            raise ValueError(f"Vocabulary.encode: token {err.args[0]!r} is not in the vocabulary") from None
-
-    def decode(self, ids, join: str = "", skip_specials: bool = True) -> str:
-        out = []
-        for i in ids:
-            t = self.tokens[int(i)]
-            if skip_specials and t in self.specials:
-                continue
-            out.append(t)
-        return join.join(out)
 
 
 # --------------------------------------------------------------------------- (a) dates
@@ -193,7 +163,7 @@ class DateTask:
                        | {w for s in self.splits["test"].sources for w in source_tokens(s)}
                        | {w for s in self.splits["val"].sources for w in source_tokens(s)})
         self.src_vocab = Vocabulary(words, specials=(PAD,))
-        self.tgt_vocab = Vocabulary(list("0123456789-"), specials=(PAD, BOS, EOS))
+        self.tgt_vocab = CharTokenizer("0123456789-", specials=(PAD, BOS, EOS))
         self.max_src_len = max(len(source_tokens(s)) for p in self.splits.values() for s in p.sources)
         self.max_tgt_len = 12  # <bos> + 10 characters + <eos>
 
@@ -261,12 +231,13 @@ def download(url: str, destination, sha256: str, timeout: float = 60.0) -> Path:
             os.remove(tmp)
 
 
-def load_tiny_shakespeare(path=None, data_dir="data", url: str = TINY_SHAKESPEARE_URL,
+def load_tiny_shakespeare(path=None, data_dir=DATA_DIR, url: str = TINY_SHAKESPEARE_URL,
                           sha256: str = TINY_SHAKESPEARE_SHA256) -> str:
     """The text of Tiny Shakespeare (1,115,394 characters).
 
-    path: read this local file (no check). Otherwise the file is downloaded once from
-    ``url`` into ``data_dir``/tinyshakespeare.txt, checked against ``sha256``, and read.
+    path: read this local file (no check). Otherwise ``data_dir``/tinyshakespeare.txt, which
+    the course ships (data/README.md), is read after its sha256 is checked; if it is not
+    there, it is downloaded once from ``url``, checked against ``sha256``, and kept there.
     """
     if path is not None:
         path = Path(path)
@@ -277,12 +248,13 @@ def load_tiny_shakespeare(path=None, data_dir="data", url: str = TINY_SHAKESPEAR
 
 
 class CharCorpus:
-    """A text as character ids; the first ``train_fraction`` is train, the rest validation."""
+    """A text as character ids (a :class:`~helpers.tokenizers.CharTokenizer`, or the one
+    given); the first ``train_fraction`` is train, the rest validation."""
 
-    def __init__(self, text: str, train_fraction: float = 0.9, vocab: Vocabulary | None = None):
+    def __init__(self, text: str, train_fraction: float = 0.9, vocab: CharTokenizer | None = None):
         if not text:
             raise ValueError("CharCorpus: the text is empty")
-        self.vocab = vocab or Vocabulary(sorted(set(text)))
+        self.vocab = vocab or CharTokenizer(text)
         ids = torch.tensor(self.vocab.encode(text), dtype=torch.long)
         cut = int(train_fraction * len(ids))
         self.splits = {"train": ids[:cut], "val": ids[cut:]}
@@ -313,6 +285,7 @@ class MarkovSource:
             raise ValueError(f"MarkovSource: alphabet must hold >= 2 distinct characters, got {alphabet!r}")
         if not 1 <= branching <= v:
             raise ValueError(f"MarkovSource: branching must lie in 1..{v}, got {branching}")
+        alphabet = "".join(sorted(alphabet))   # state i is the i-th character, its token id
         rng = np.random.default_rng(seed)
         P = np.zeros((v, v))
         for i in range(v):
@@ -324,7 +297,7 @@ class MarkovSource:
         self.alphabet = alphabet
         self.P = P
         self.pi = stationary_distribution(P)
-        self.vocab = Vocabulary(list(alphabet))
+        self.vocab = CharTokenizer(alphabet)
 
     @property
     def entropy_rate(self) -> float:
@@ -378,18 +351,27 @@ def entropy_rate(P, pi=None) -> float:
 class LMBatches:
     """Random windows of a token stream: x = ids[s : s+T], y = ids[s+1 : s+T+1].
 
-    Each batch draws ``batch_size`` start offsets from its own torch.Generator, whose state
-    is the sampler's state (``state_dict``), so a resumed run continues the same sequence.
+    A window needs T + 1 tokens, so the starts s = 0 .. len(ids) - T - 1 are all valid and
+    each is drawn with the same probability (the last one included, so the last token of
+    the text is a target too). Each batch draws ``batch_size`` starts from its own
+    torch.Generator, whose state is the sampler's state (``state_dict``), so a resumed run
+    continues the same sequence.
     """
 
     def __init__(self, ids: torch.Tensor, batch_size: int, context: int, seed: int = 0):
-        if len(ids) < context + 2:
-            raise ValueError(f"LMBatches: the text has {len(ids)} tokens, fewer than context + 2 = {context + 2}")
+        if len(ids) < context + 1:
+            raise ValueError(f"LMBatches: the text has {len(ids)} tokens, fewer than context + 1 = "
+                             f"{context + 1} (a window of {context} inputs and its next token)")
         self.ids, self.batch_size, self.context = ids, batch_size, context
         self.generator = torch.Generator().manual_seed(seed)
 
+    @property
+    def num_starts(self) -> int:
+        """How many windows there are: len(ids) - context."""
+        return len(self.ids) - self.context
+
     def __next__(self):
-        starts = torch.randint(len(self.ids) - self.context - 1, (self.batch_size,), generator=self.generator)
+        starts = torch.randint(self.num_starts, (self.batch_size,), generator=self.generator)
         idx = starts[:, None] + torch.arange(self.context + 1)
         window = self.ids[idx]
         return window[:, :-1], window[:, 1:]

@@ -1,14 +1,14 @@
-"""Cross-entropy loss for next-token prediction (seed 000 §7).
+"""Cross-entropy loss for next-token prediction, derived in chapter 8 (Maganga (2024), §7).
 
     L = -(1/N) sum_positions log p(target),   p = softmax(logits)
 
-Seed 000 writes L = -sum_i y_i log(yhat_i) for one position with a one-hot y; averaged
+Maganga writes L = -sum_i y_i log(yhat_i) for one position with a one-hot y; averaged
 over the N positions this is the mean negative log-likelihood. Its gradient with respect
 to the logits of one position is (softmax(logits) - onehot(target)) / N.
 """
 from __future__ import annotations
 
-from ._backend import namespace, require_float, require_ndim, shape
+from ._backend import namespace, require_float, require_ndim, require_torch, shape
 
 
 def log_softmax(x, axis: int = -1):
@@ -19,7 +19,8 @@ def log_softmax(x, axis: int = -1):
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
 
 
-def cross_entropy(logits, targets, *, ignore_index=None, label_smoothing: float = 0.0):
+def cross_entropy(logits, targets, *, ignore_index=None, label_smoothing: float = 0.0,
+                  fused: bool = False):
     """Mean cross-entropy of integer ``targets`` under ``softmax(logits)``.
 
     Formula: L = -(1/N) sum_n log softmax(logits_n)[targets_n], over the N positions
@@ -27,7 +28,11 @@ def cross_entropy(logits, targets, *, ignore_index=None, label_smoothing: float 
     distribution is (1 - eps) onehot + eps/V (uniform), as in torch's F.cross_entropy.
 
     Shapes: logits (..., V) float; targets (...) integers in 0..V-1 (or ignore_index).
-    Returns a scalar: a NumPy float, or a 0-d tensor. Source: seed 000 §7.
+    Returns a scalar: a NumPy float, or a 0-d tensor. Derived in chapter 8.
+
+    fused: torch tensors only; ``F.cross_entropy``, torch's kernel for the same formula
+    (tests/test_fused.py), for training. It skips the checks that read the targets' values
+    (each would wait for the GPU); a target out of range still raises an error, from torch.
     """
     func = "cross_entropy"
     xp = namespace(func, logits=logits, targets=targets)
@@ -41,6 +46,12 @@ def cross_entropy(logits, targets, *, ignore_index=None, label_smoothing: float 
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{func}: label_smoothing must lie in [0, 1], got {label_smoothing!r}")
     vocab = logits.shape[-1]
+    if fused:
+        require_torch(func, "fused=True", logits=logits)
+        import torch.nn.functional as F
+        return F.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1).long(),
+                               ignore_index=-100 if ignore_index is None else ignore_index,
+                               label_smoothing=label_smoothing)
     keep = xp.ones_like(targets, dtype=xp.bool) if ignore_index is None else targets != ignore_index
     checked = targets[keep]
     if bool(xp.any(checked < 0)) or bool(xp.any(checked >= vocab)):
@@ -50,7 +61,7 @@ def cross_entropy(logits, targets, *, ignore_index=None, label_smoothing: float 
     if count == 0:
         raise ValueError(f"{func}: every target equals ignore_index={ignore_index}: nothing to average")
     logp = log_softmax(logits, axis=-1)
-    safe_targets = xp.where(keep, targets, xp.zeros_like(targets))
+    safe_targets = xp.astype(xp.where(keep, targets, xp.zeros_like(targets)), xp.int64)  # any integer dtype
     picked = xp.take_along_axis(logp, safe_targets[..., None], axis=-1)[..., 0]
     per_position = -picked
     if label_smoothing:

@@ -101,36 +101,80 @@ def _check_ids(func: str, ids, vocab_size: int) -> list[int]:
     return checked
 
 
-class CharTokenizer:
-    """One token per character; the vocabulary is the sorted set of characters of ``text``.
+class Vocabulary:
+    """Token <-> id, for any kind of token (characters, words). Special tokens (if any) come
+    first: e.g. <pad> = 0, <bos> = 1, <eos> = 2, then ``tokens`` in the order given.
+
+    ``encode(tokens)`` maps a sequence of tokens to ids; ``decode(ids)`` maps ids back and
+    joins them with ``join`` (skipping special tokens unless ``skip_specials=False``).
+    """
+
+    def __init__(self, tokens, specials=()):
+        tokens = list(specials) + [t for t in tokens if t not in specials]
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("Vocabulary: tokens must be distinct")
+        self.tokens: list = tokens
+        self.ids: dict = {t: i for i, t in enumerate(tokens)}
+        self.specials = tuple(specials)
+
+    def __len__(self):
+        return len(self.tokens)
+
+    def __getitem__(self, token):
+        return self.ids[token]
+
+    @property
+    def vocab_size(self) -> int:
+        """|V|: the number of distinct tokens, special ones included."""
+        return len(self.tokens)
+
+    def encode(self, tokens) -> list[int]:
+        """The id of each token of ``tokens``; a ValueError names an unknown one."""
+        try:
+            return [self.ids[t] for t in tokens]
+        except KeyError as err:
+            raise ValueError(f"Vocabulary.encode: token {err.args[0]!r} is not in the vocabulary") from None
+        except TypeError:
+            raise TypeError(f"Vocabulary.encode: tokens must be a sequence of tokens, "
+                            f"got {type(tokens).__name__}") from None
+
+    def decode(self, ids, join: str = "", skip_specials: bool = True) -> str:
+        """The tokens of ``ids`` (integers in 0..|V|-1) joined by ``join``."""
+        ids = _check_ids(f"{type(self).__name__}.decode", ids, len(self.tokens))
+        skip = set(self.specials) if skip_specials else set()
+        return join.join(t for t in (self.tokens[i] for i in ids) if t not in skip)
+
+
+class CharTokenizer(Vocabulary):
+    """One token per character; the vocabulary is the sorted set of characters of ``text``
+    (after the ``specials``, if any: tokens such as "<pad>" that no text contains).
 
     ``encode(s)`` gives a list of ids, one per character of s (len(ids) == len(s));
     ``decode(ids)`` joins the characters back. Id j is the j-th character in sorted
     (code point) order, so the ids do not depend on where a character first appears.
+    This is the tokenizer of chapter 1 and of chapter 11's character-level models.
     """
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, specials=()):
         _require_text("CharTokenizer", text)
         if not text:
             raise ValueError("CharTokenizer: text must contain at least one character, got ''")
-        self.vocab: list[str] = sorted(set(text))
-        self.token_to_id: dict[str, int] = {c: i for i, c in enumerate(self.vocab)}
+        super().__init__(sorted(set(text)), specials=specials)
 
     @property
-    def vocab_size(self) -> int:
-        """|V|: the number of distinct tokens."""
-        return len(self.vocab)
+    def vocab(self) -> list[str]:
+        """The tokens in id order (what :class:`BytePairTokenizer` also calls ``vocab``)."""
+        return self.tokens
+
+    @property
+    def token_to_id(self) -> dict:
+        return self.ids
 
     def encode(self, text: str) -> list[int]:
         """The id of each character of ``text``, in order."""
         _require_text("CharTokenizer.encode", text)
-        _check_known("CharTokenizer.encode", text, self.token_to_id)
-        return [self.token_to_id[c] for c in text]
-
-    def decode(self, ids) -> str:
-        """The text whose encoding is ``ids`` (a sequence of ints, 0 <= id < vocab_size)."""
-        ids = _check_ids("CharTokenizer.decode", ids, self.vocab_size)
-        return "".join(self.vocab[i] for i in ids)
+        _check_known("CharTokenizer.encode", text, self.ids)
+        return [self.ids[c] for c in text]
 
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size})"

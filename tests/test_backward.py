@@ -255,3 +255,44 @@ def test_bad_input_is_named():
         B.layer_norm_backward(q, np.ones(2), np.zeros(2), torch.zeros(3, 2, dtype=torch.float64))
     with pytest.raises(ValueError, match=r"params\[.self_attn.\] lacks"):
         B.encoder_layer_backward(normal(rng, 3, 4), {"self_attn": {}}, normal(rng, 3, 4), num_heads=1)
+
+
+def decoder_params(rng, d_model, d_ff):
+    params = init_layer_params(d_model, d_ff, "decoder", rng=rng)
+    return map_params(lambda a: a + 0.3 * rng.normal(size=a.shape), params)
+
+
+@pytest.mark.parametrize("norm", ["post", "pre", "none"])
+def test_encoder_layer_backward_every_norm_placement(norm):
+    rng = np.random.default_rng(11)
+    params = encoder_params(rng, 4, 8)
+    if norm == "none":   # no normalisation: its parameters are not used, not even present
+        params = {part: p for part, p in params.items() if not part.startswith("norm")}
+    x, d_out = normal(rng, 2, 5, 4), normal(rng, 2, 5, 4)
+    expected = autograd(lambda x, **flat: encoder_layer(x, unflatten(flat), norm=norm, num_heads=2),
+                        {"x": x, **flatten(params)}, d_out)
+    got = B.encoder_layer_backward(x, params, d_out, num_heads=2, norm=norm)
+    got = {"x": got.pop("x"), **flatten(got)}
+    assert set(got) == set(expected)
+    for name in expected:
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-9, atol=1e-10, err_msg=name)
+
+
+@pytest.mark.parametrize("norm", ["post", "pre", "none"])
+def test_decoder_layer_backward_against_autograd(norm):
+    from helpers.layers import decoder_layer
+    rng = np.random.default_rng(12)
+    params = decoder_params(rng, 4, 8)
+    if norm == "none":
+        params = {part: p for part, p in params.items() if not part.startswith("norm")}
+    y, memory, d_out = normal(rng, 2, 5, 4), normal(rng, 2, 3, 4), normal(rng, 2, 5, 4)
+    memory_mask = np.array([[True, True, False], [True, True, True]])[:, None, :]   # source padding
+    t_mask = torch.tensor(memory_mask)
+    expected = autograd(lambda y, memory, **flat: decoder_layer(y, memory, unflatten(flat), memory_mask=t_mask,
+                                                                norm=norm, num_heads=2),
+                        {"y": y, "memory": memory, **flatten(params)}, d_out)
+    got = B.decoder_layer_backward(y, memory, params, d_out, memory_mask=memory_mask, num_heads=2, norm=norm)
+    got = {"y": got.pop("y"), "memory": got.pop("memory"), **flatten(got)}
+    assert set(got) == set(expected)
+    for name in expected:
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-9, atol=1e-10, err_msg=name)

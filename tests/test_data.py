@@ -195,6 +195,20 @@ def test_lm_batches_are_shifted_windows_and_resumable():
         assert torch.equal(a, c) and torch.equal(b, d)
 
 
+def test_lm_batches_draw_every_valid_window_the_last_one_included():
+    ids = torch.arange(30)                     # 30 tokens, context 8: starts 0..21 are valid
+    sampler = LMBatches(ids, batch_size=64, context=8, seed=3)
+    starts = torch.cat([next(sampler)[0][:, 0] for _ in range(40)])
+    assert set(starts.tolist()) == set(range(22))
+    targets = torch.cat([next(sampler)[1].flatten() for _ in range(40)])
+    assert int(targets.max()) == 29            # the text's last token is a target too
+    exact = LMBatches(torch.arange(9), batch_size=3, context=8)   # exactly context + 1 tokens: one window
+    x, y = next(exact)
+    assert torch.equal(x, torch.arange(8).expand(3, 8)) and torch.equal(y, torch.arange(1, 9).expand(3, 8))
+    with pytest.raises(ValueError, match="fewer than context \\+ 1 = 9"):
+        LMBatches(torch.arange(8), batch_size=3, context=8)
+
+
 def test_pair_batches_cover_each_epoch_once_and_are_resumable():
     src, tgt = torch.arange(10)[:, None], torch.arange(10)[:, None] * 10
     sampler = PairBatches(src, tgt, batch_size=5, seed=0)

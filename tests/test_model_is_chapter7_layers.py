@@ -1,119 +1,111 @@
-"""Chapter 11's torch modules compute exactly chapter 7's layers (helpers.layers).
+"""Chapter 11's model computes exactly chapter 7's functions, for every configuration the
+command line can build.
 
-helpers.model wraps the formulas in nn.Modules for training (parameters, dropout, a KV
-cache, a fused attention path); helpers.layers is the functional encoder and decoder that
-chapter 7 checks against nn.Transformer. With the same weights copied across, a Block must
-give the same numbers as encoder_layer / decoder_layer, and the whole encoder-decoder the
-same logits as layers.encoder_decoder followed by the tied output projection, in both
-LayerNorm arrangements and with both attention paths.
+helpers.model only holds parameters and calls helpers.layers. Here the same computation is
+assembled by hand from the model's own tensors (embedding lookup, positions, the layer
+functions one layer at a time, the final norm, the tied or untied output), and must give
+the model's logits, with torch's fused kernels and with the formulas, and token by token
+with the KV cache. helpers.layers is in turn checked against nn.Transformer in
+tests/test_layers.py, so the chain reaches PyTorch's own layers.
 """
+import math
+
 import pytest
 import torch
 
-import helpers
-from helpers import layers
+from helpers import layers as L
 from helpers.model import ModelConfig, build_model
 
-TOL = dict(rtol=1e-12, atol=1e-12)
-ATTENTION = ("w_q", "w_k", "w_v", "w_o", "b_q", "b_k", "b_v", "b_o")
+TOL = dict(rtol=1e-10, atol=1e-10)
+
+# Every option of the command line (python -m helpers.train --help) appears in at least one
+# row, and the paper's and the modern presets as wholes.
+CONFIGS = {
+    "default (pre-LN, learned positions)": dict(),
+    "paper (post-LN, sinusoidal, x sqrt(d))": dict(norm="post", positions="sinusoidal", scale_embeddings=True),
+    "no normalisation": dict(norm="none"),
+    "untied output": dict(tie_embeddings=False),
+    "modern (RMSNorm, SwiGLU, rotary, GQA, no bias, QK-norm)": dict(
+        normalization="rms_norm", ffn="swiglu", d_ff=None, positions="rotary", num_kv_heads=2, bias=False,
+        qk_norm=True),
+    "GELU, multi-query": dict(ffn="gelu", num_kv_heads=1),
+    "rotary, theta 500, post-norm RMSNorm": dict(positions="rotary", rotary_theta=500.0, norm="post",
+                                                  normalization="rms_norm"),
+    "no bias LayerNorm": dict(bias=False),
+}
 
 
-def attention_params(module):
-    return {name: getattr(module, name) for name in ATTENTION}
-
-
-def norm_params(module):
-    return {"gamma": module.gamma, "beta": module.beta}
-
-
-def block_params(block):
-    """The helpers.layers parameter dict of one model Block (encoder or decoder layer)."""
-    ffn = {name: getattr(block.ffn, name) for name in ("w1", "b1", "w2", "b2")}
-    if block.cross_attn is None:
-        return {"self_attn": attention_params(block.self_attn), "norm1": norm_params(block.norm_self),
-                "ffn": ffn, "norm2": norm_params(block.norm_ffn)}
-    return {"self_attn": attention_params(block.self_attn), "norm1": norm_params(block.norm_self),
-            "cross_attn": attention_params(block.cross_attn), "norm2": norm_params(block.norm_cross),
-            "ffn": ffn, "norm3": norm_params(block.norm_ffn)}
-
-
-def paper_model(norm, attention, seed=0):
-    config = ModelConfig(kind="encoder-decoder", vocab_size=9, src_vocab_size=13, d_model=16, num_heads=4,
-                         num_layers=2, num_encoder_layers=3, d_ff=24, max_len=10, norm=norm,
-                         attention=attention, positions="sinusoidal")
-    torch.manual_seed(seed)
-    model = build_model(config, pad_id=0).double().eval()
-    with torch.no_grad():                      # non-trivial LayerNorm gains and biases
+def make(kind, kernels, **kw):
+    values = dict(vocab_size=11, d_model=16, num_heads=4, num_layers=2, d_ff=24, max_len=12, kernels=kernels)
+    if kind == "encoder-decoder":
+        values.update(kind=kind, vocab_size=9, src_vocab_size=13, num_encoder_layers=3)
+    values.update(kw)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**values)).double().eval()
+    with torch.no_grad():                      # non-trivial gains, offsets and biases
         for p in model.parameters():
             if p.dim() == 1:
                 p.add_(0.1 * torch.randn_like(p))
     return model
 
 
-def batch(seed=1):
-    g = torch.Generator().manual_seed(seed)
+def embedded(model, tokens, table, start=0):
+    c = model.config
+    x = table[tokens] * (math.sqrt(c.d_model) if c.scale_embeddings else 1.0)   # (B, n, d): row lookup
+    if c.positions != "rotary":
+        x = x + model.positions.table[start:start + tokens.shape[1]]           # (B, n, d)
+    return x
+
+
+def logits_of(model, h, table):
+    return h @ table.T if model.config.tie_embeddings else h @ model.head.weight + model.head.bias
+
+
+def by_hand_lm(model, tokens):
+    c, p = model.config, model.params()
+    options = c.layer_options()
+    x = embedded(model, tokens, model.embed.weight)
+    for params in p["layers"]:
+        x = L.encoder_layer(x, params, norm=c.norm, num_heads=c.num_heads, eps=c.eps, causal=True, options=options)
+    if p["final_norm"] is not None:
+        x = L.normalize(x, p["final_norm"], options, c.eps)
+    return logits_of(model, x, model.embed.weight)
+
+
+def by_hand_translation(model, src, tgt):
+    c = model.config
+    pad = (src != model.pad_id)[:, None, :]                                     # (B, 1, n_src)
+    out = L.encoder_decoder(embedded(model, src, model.src_embed.weight), embedded(model, tgt, model.tgt_embed.weight),
+                            model.params(), src_mask=pad, memory_mask=pad, norm=c.norm, num_heads=c.num_heads,
+                            eps=c.eps, options=c.layer_options())
+    return logits_of(model, out, model.tgt_embed.weight)
+
+
+@pytest.mark.parametrize("kernels", ["math", "fused"])
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_language_model_is_the_layer_functions(name, kernels):
+    model = make("decoder", kernels, **CONFIGS[name])
+    tokens = torch.randint(0, 11, (3, 10))
+    full = model(tokens)
+    torch.testing.assert_close(full, by_hand_lm(model, tokens), **TOL)
+    cache = model.new_cache()                  # a prompt of 4, then one token at a time
+    parts = [model(tokens[:, :4], cache=cache)] + [model(tokens[:, i:i + 1], cache=cache) for i in range(4, 10)]
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, **TOL)
+    h_kv = model.config.num_kv_heads or model.config.num_heads
+    assert cache["layers"][0]["self_attn"]["k"].shape == (3, h_kv, 10, 4)
+
+
+@pytest.mark.parametrize("kernels", ["math", "fused"])
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_translation_model_is_the_layer_functions(name, kernels):
+    model = make("encoder-decoder", kernels, **CONFIGS[name])
+    g = torch.Generator().manual_seed(1)
     src = torch.randint(1, 13, (3, 7), generator=g)
-    tgt = torch.randint(1, 9, (3, 5), generator=g)
     src[0, 5:] = 0                             # padding at the end of two source sentences
     src[2, 3:] = 0
-    return src, tgt
-
-
-@pytest.mark.parametrize("attention", ["math", "fused"])
-@pytest.mark.parametrize("norm", ["post", "pre"])
-def test_encoder_block_is_encoder_layer(norm, attention):
-    model = paper_model(norm, attention)
-    src, _ = batch()
-    x = torch.randn(3, 7, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    block = model.encoder[0]
-    with torch.no_grad():
-        ours, _ = block(x, self_mask=model.source_mask(src))
-        chapter7 = layers.encoder_layer(x, block_params(block), mask=(src != 0)[:, None, :], norm=norm,
-                                        num_heads=4)
-    torch.testing.assert_close(ours, chapter7, **TOL)
-
-
-@pytest.mark.parametrize("attention", ["math", "fused"])
-@pytest.mark.parametrize("norm", ["post", "pre"])
-def test_decoder_block_is_decoder_layer(norm, attention):
-    model = paper_model(norm, attention)
-    src, _ = batch()
-    g = torch.Generator().manual_seed(3)
-    y = torch.randn(3, 5, 16, dtype=torch.float64, generator=g)
-    memory = torch.randn(3, 7, 16, dtype=torch.float64, generator=g)
-    block = model.decoder[1]
-    with torch.no_grad():
-        ours, _ = block(y, causal=True, memory=memory, memory_mask=model.source_mask(src))
-        chapter7 = layers.decoder_layer(y, memory, block_params(block),
-                                        self_mask=helpers.causal_mask(5, backend="torch"),
-                                        memory_mask=(src != 0)[:, None, :], norm=norm, num_heads=4)
-    torch.testing.assert_close(ours, chapter7, **TOL)
-
-
-@pytest.mark.parametrize("attention", ["math", "fused"])
-@pytest.mark.parametrize("norm", ["post", "pre"])
-def test_whole_model_is_encoder_decoder_of_chapter7(norm, attention):
-    model = paper_model(norm, attention)
-    src, tgt = batch()
-    d = model.config.d_model
-    # The model keeps helpers' sinusoidal table as a float32 buffer (test_model checks it is that
-    # table); take it from the model so that only the layers are compared here, to 1e-12.
-    pe = model.positions.table.to(torch.float64)
-    torch.testing.assert_close(pe, helpers.sinusoidal_positional_encoding(10, d, backend="torch",
-                                                                          dtype=torch.float64),
-                               rtol=0, atol=1e-6)
-    # embeddings: row lookup times sqrt(d_model) (chapter 1), plus the sinusoidal table (chapter 5)
-    src_in = model.src_embed.weight[src] * d ** 0.5 + pe[:src.shape[1]]
-    tgt_in = model.tgt_embed.weight[tgt] * d ** 0.5 + pe[:tgt.shape[1]]
-    params = {"encoder": [block_params(b) for b in model.encoder],
-              "decoder": [block_params(b) for b in model.decoder],
-              "encoder_norm": norm_params(model.encoder_norm) if norm == "pre" else None,
-              "decoder_norm": norm_params(model.decoder_norm) if norm == "pre" else None}
-    keep = (src != 0)[:, None, :]
-    with torch.no_grad():
-        ours = model(src, tgt)
-        hidden = layers.encoder_decoder(src_in, tgt_in, params, src_mask=keep,
-                                        tgt_mask=helpers.causal_mask(tgt.shape[1], backend="torch"),
-                                        memory_mask=keep, norm=norm, num_heads=4)
-        chapter7 = hidden @ model.tgt_embed.weight.T          # tied output projection
-    torch.testing.assert_close(ours, chapter7, **TOL)
+    tgt = torch.randint(1, 9, (3, 5), generator=g)
+    full = model(src, tgt)
+    torch.testing.assert_close(full, by_hand_translation(model, src, tgt), **TOL)
+    memory, cache = model.encode(src), model.new_cache()
+    parts = [model.decode(tgt[:, i:i + 1], memory, model.source_mask(src), cache=cache) for i in range(5)]
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, **TOL)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.train import History
+from helpers.trainer import History
 from helpers.widgets.training import LiveLossPlot, TemperatureExplorer, entropy_nats, readable
 
 LOGITS = torch.tensor([2.0, 0.5, -1.0, 1.0, 0.0])

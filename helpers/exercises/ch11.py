@@ -118,20 +118,23 @@ def check_exercise_4(answer) -> None:
 
 def _count_projected_rows(use_cache: bool) -> int:
     """Run a real one-layer model and count the rows its attention projects into K and V."""
+    from .. import layers
     from ..generate import sample
     from ..model import DecoderOnlyLM, ModelConfig
     torch.manual_seed(0)
     model = DecoderOnlyLM(ModelConfig(vocab_size=5, d_model=8, num_heads=2, num_layers=1, d_ff=8,
                                       max_len=EXERCISE_4_PROMPT + EXERCISE_4_NEW))
-    attention = model.layers[0].self_attn
     rows = []
-    original = attention.project_kv
+    original = layers.multi_head_attention
 
-    def counting(x_kv):
-        rows.append(int(np.prod(x_kv.shape[:-1])))
-        return original(x_kv)
+    def counting(x_q, x_kv, *args, **kwargs):
+        rows.append(int(np.prod(x_kv.shape[:-1])))   # every row of x_kv is projected by W^K and W^V
+        return original(x_q, x_kv, *args, **kwargs)
 
-    attention.project_kv = counting
-    sample(model, torch.zeros(1, EXERCISE_4_PROMPT, dtype=torch.long), EXERCISE_4_NEW, temperature=0,
-           use_cache=use_cache)
+    layers.multi_head_attention = counting
+    try:
+        sample(model, torch.zeros(1, EXERCISE_4_PROMPT, dtype=torch.long), EXERCISE_4_NEW, temperature=0,
+               use_cache=use_cache)
+    finally:
+        layers.multi_head_attention = original
     return sum(rows)

@@ -5,7 +5,7 @@ p_i = softmax(z / T)_i over the top-k tokens (:func:`helpers.generate.next_token
 for a temperature T and a k chosen with sliders, next to a reference distribution (for the
 Markov corpus: the true row of P). Its figure is a pure function of the controls.
 
-:class:`LiveLossPlot` is a training callback (``helpers.train.train(..., callbacks=[...])``)
+:class:`LiveLossPlot` is a training callback (``helpers.trainer.train(..., callbacks=[...])``)
 that redraws the loss curves in the notebook while the model trains.
 """
 from __future__ import annotations
