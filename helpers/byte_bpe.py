@@ -489,10 +489,13 @@ class ByteLevelBPE:
                 out.append(self._special_to_id[match.group()])
                 start = match.end()
             end = min(end, max(start, len(pending) - self._max_special + 1))
-        # ordinary text from start to end; no special token begins in it. All of its words
-        # but the last two are final: a word's extent depends on at most the character
-        # after it, and only the contractions ('re, 've, 'll) look two characters ahead,
-        # which can change the last two words and no earlier one.
+        # Ordinary text from start to end; no special token begins in it. All of its words
+        # but the last two are final. A word ends where a character stops it (a non-letter
+        # after letters; a non-space after a whitespace run, which then gives back its last
+        # space), and for every word but the last that character is inside the text. Only
+        # the contractions ('re, 've, 'll) need more: two characters after the apostrophe,
+        # so "'r" at the end may yet become "'re"; that changes the last two words, no other.
+        # (tests/test_byte_bpe.py checks this against encode() on random cuts.)
         words = [m.start() for m in _WORD.finditer(pending, start, end)]
         if len(words) <= 2:
             return pending[start:]
