@@ -2,14 +2,15 @@
 
 Each ``check_exercise_N(answer)`` prints "not attempted yet" for ``None``; otherwise it
 raises an AssertionError that says what is wrong (and, where a common slip explains the
-answer, which slip), or prints a confirmation. Reference values are worked out by hand
-in the comments, or computed here in plain Python/NumPy.
+answer, which slip), or prints "Exercise N: correct." and nothing else, so that a stored
+solution never shows the answer. Reference values are worked out by hand in the comments,
+or computed here in plain Python/NumPy.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ._common import not_attempted
+from ._common import as_array, not_attempted
 
 # Exercise 1: the first BPE merge on a tiny text.
 EXERCISE_1_TEXT = "banana bandana"
@@ -31,6 +32,20 @@ EXERCISE_4_SENTENCE = "The keeper wrote the weather down every morning."
 EXERCISE_4_MAX_TOKENS = 12
 EXERCISE_4_TRAINED_MERGES = 200
 
+# Exercise 5 (derivation): the gradient of a tied embedding matrix.
+EXERCISE_5_TRIALS = 5
+
+# Exercise 6: GPT-2's pre-tokenization of a sentence, by hand.
+EXERCISE_6_TEXT = "We'll sail at 6:30,  won't we?"
+# 'll and 't are contractions; " sail", " at", " won", " we" take their leading space;
+# "6" and "30" are digit runs apart from ":"; before "won" the run of two spaces keeps one
+# space for itself and leaves the other to the word.
+_EXERCISE_6_EXPECTED = ["We", "'ll", " sail", " at", " 6", ":", "30", ",", " ", " won", "'t", " we", "?"]
+
+
+def _correct(n: int) -> None:
+    print(f"Exercise {n}: correct.")
+
 
 def check_exercise_1(answer) -> None:
     """The segmentation of EXERCISE_1_TEXT after one BPE merge, as a list of strings."""
@@ -51,7 +66,7 @@ def check_exercise_1(answer) -> None:
     assert answer == _EXERCISE_1_EXPECTED, (
         f"Exercise 1: got {answer}. Count the adjacent pairs in 'banana' and ' bandana', take the "
         "most frequent one and join each of its occurrences into one token.")
-    print("Exercise 1: correct. The first merge is ('a', 'n'): 14 characters became 10 tokens.")
+    _correct(1)
 
 
 def check_exercise_2(answer) -> None:
@@ -70,7 +85,7 @@ def check_exercise_2(answer) -> None:
         f"Exercise 2: row r must have its 1 in column ids[r]; your 1s are in columns "
         f"{list(x.argmax(axis=1))}, the ids are {EXERCISE_2_IDS}.")
     np.testing.assert_array_equal(x @ EXERCISE_2_W_E, EXERCISE_2_W_E[EXERCISE_2_IDS])
-    print("Exercise 2: correct. X @ W_e picks rows 4, 0, 4, 2 of W_e: the embedding is a row lookup.")
+    _correct(2)
 
 
 def check_exercise_3(answer) -> None:
@@ -87,7 +102,7 @@ def check_exercise_3(answer) -> None:
         raise AssertionError("Exercise 3: that is what the three matrices cost together; the "
                              "saving is what is left out when they become one.")
     assert answer == 2 * one, f"Exercise 3: got {answer}; each matrix has |V| * d_model entries."
-    print(f"Exercise 3: correct, 2 * 37000 * 512 = {2 * one:,} parameters saved.")
+    _correct(3)
 
 
 def _tokens_with(merges: int) -> tuple[int, int]:
@@ -115,4 +130,113 @@ def check_exercise_4(answer) -> None:
         assert before > EXERCISE_4_MAX_TOKENS, (
             f"Exercise 4: {answer} merges work, but so do {answer - 1} ({before} tokens): "
             "find the fewest.")
-    print(f"Exercise 4: correct, {answer} merges bring the sentence to {tokens} tokens.")
+    _correct(4)
+
+
+# --------------------------------------------------------------------------- exercise 5
+
+def _exercise_5_case(seed: int):
+    """Random ids (with repeats and absent tokens), upstream gradients and hidden states."""
+    rng = np.random.default_rng(seed)
+    vocab_size, d_model, n = 7, 4, 9
+    ids = rng.integers(0, vocab_size - 2, size=n)          # tokens 5 and 6 never occur
+    ids[1] = ids[0]                                        # at least one repeat
+    grad_x = rng.normal(size=(n, d_model))
+    hidden = rng.normal(size=(n, d_model))
+    grad_logits = rng.normal(size=(n, vocab_size))
+    return ids, grad_x, hidden, grad_logits, vocab_size
+
+
+def _exercise_5_autograd(ids, grad_x, hidden, grad_logits, vocab_size):
+    """dL/dW_e by torch autograd, for L = sum(X * grad_x) + sum(logits * grad_logits) with
+    X = sqrt(d_model) * Embedding(ids) + PE and logits = hidden @ W_e^T (tied)."""
+    import torch
+    import torch.nn.functional as F
+
+    from ..positional import sinusoidal_positional_encoding
+
+    n, d_model = grad_x.shape
+    w_e = torch.zeros(vocab_size, d_model, dtype=torch.float64, requires_grad=True)
+    with torch.no_grad():
+        w_e.normal_(generator=torch.Generator().manual_seed(0))
+    pe = sinusoidal_positional_encoding(n, d_model, backend="torch", dtype=torch.float64)   # (n, d_model)
+    x = d_model ** 0.5 * F.embedding(torch.as_tensor(ids), w_e) + pe                         # (n, d_model)
+    logits = torch.as_tensor(hidden) @ w_e.T                                                 # (n, |V|)
+    loss = (x * torch.as_tensor(grad_x)).sum() + (logits * torch.as_tensor(grad_logits)).sum()
+    loss.backward()
+    return w_e.grad.numpy()
+
+
+def _exercise_5_by_hand(ids, grad_x, hidden, grad_logits, vocab_size):
+    """sqrt(d) O^T G_X (a scatter-add of rows) + G_logits^T H."""
+    d_model = grad_x.shape[1]
+    grad = np.zeros((vocab_size, d_model))
+    np.add.at(grad, ids, d_model ** 0.5 * grad_x)          # (|V|, d_model)
+    return grad + grad_logits.T @ hidden                   # (|V|, n)(n, d_model)
+
+
+def check_exercise_5(tied_embedding_grad) -> None:
+    """A function (ids, grad_x, hidden, grad_logits, vocab_size) -> dL/dW_e, shape (|V|, d_model)."""
+    if not_attempted(5, tied_embedding_grad):
+        return
+    if not callable(tied_embedding_grad):
+        raise TypeError(f"Exercise 5: expected a function, got {type(tied_embedding_grad).__name__}")
+    for trial in range(EXERCISE_5_TRIALS):
+        ids, grad_x, hidden, grad_logits, vocab_size = _exercise_5_case(trial)
+        d_model = grad_x.shape[1]
+        expected = _exercise_5_autograd(ids, grad_x, hidden, grad_logits, vocab_size)
+        np.testing.assert_allclose(_exercise_5_by_hand(ids, grad_x, hidden, grad_logits, vocab_size),
+                                   expected, rtol=1e-12, atol=1e-12)
+        got = tied_embedding_grad(ids.copy(), grad_x.copy(), hidden.copy(), grad_logits.copy(), vocab_size)
+        got = as_array(5, got, (vocab_size, d_model), "the gradient")
+        if np.allclose(got, expected, rtol=1e-9, atol=1e-9):
+            continue
+        output_side = grad_logits.T @ hidden
+        input_side = expected - output_side
+        overwritten = np.zeros((vocab_size, d_model))
+        overwritten[ids] = d_model ** 0.5 * grad_x
+        if np.allclose(got, input_side, atol=1e-9):
+            raise AssertionError("Exercise 5: you have the input side only. W_e is also the output "
+                                 "layer (logits = H W_e^T): add the gradient it gets there.")
+        if np.allclose(got, output_side, atol=1e-9):
+            raise AssertionError("Exercise 5: you have the output side only. W_e is also the input "
+                                 "table (X = sqrt(d_model) W_e[ids] + PE): add the gradient it gets there.")
+        if np.allclose(got, input_side / d_model ** 0.5 + output_side, atol=1e-9):
+            raise AssertionError("Exercise 5: the input side lacks the factor sqrt(d_model) that "
+                                 "multiplies the looked-up rows.")
+        if np.allclose(got, overwritten + output_side, atol=1e-9):
+            raise AssertionError("Exercise 5: a token that occurs twice must get the SUM of the "
+                                 "gradients of its positions; W[ids] = G keeps only the last one "
+                                 "(use np.add.at, or the one-hot matrix: O^T G).")
+        raise AssertionError(
+            f"Exercise 5: on random input {trial} your gradient differs from autograd's by up to "
+            f"{np.abs(got - expected).max():.3g}. Write X and the logits entry by entry and "
+            "differentiate with respect to one entry (W_e)[v, j].")
+    _correct(5)
+
+
+def check_exercise_6(answer) -> None:
+    """GPT-2's words (pre-tokens) of EXERCISE_6_TEXT, as a list of strings."""
+    if not_attempted(6, answer):
+        return
+    if not isinstance(answer, (list, tuple)) or not all(isinstance(w, str) for w in answer):
+        raise TypeError(f"Exercise 6: expected a list of strings (the words), got {type(answer).__name__}")
+    answer = list(answer)
+    assert "".join(answer) == EXERCISE_6_TEXT, (
+        f"Exercise 6: your words join to {''.join(answer)!r}, not the text; pre-tokenization only "
+        "cuts, it never drops a character (spaces included).")
+    if "'" in answer or "ll" in answer or "t" in answer:
+        raise AssertionError("Exercise 6: 'll and 't are contractions, alternatives of their own at "
+                             "the start of the pattern: each is one word with its apostrophe.")
+    if "6:30" in answer or " 6:30" in answer:
+        raise AssertionError("Exercise 6: ':' is neither a letter nor a digit: it ends the digit run.")
+    if "  " in answer or " " not in answer:
+        raise AssertionError("Exercise 6: a run of whitespace before a word gives its last space to "
+                             "the word (\\s+(?!\\S) backs off by one character).")
+    if any(w.endswith(" ") and w.strip() for w in answer):
+        raise AssertionError("Exercise 6: a space goes with the word AFTER it, never the one before.")
+    assert answer == _EXERCISE_6_EXPECTED, (
+        "Exercise 6: not yet. Walk along the text and at each position try the alternatives in "
+        "order: contractions, ' ?letters', ' ?digits', ' ?other', whitespace not before a "
+        "non-space, whitespace.")
+    _correct(6)
