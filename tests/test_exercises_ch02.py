@@ -26,7 +26,7 @@ def right_answers():
     rng = np.random.default_rng(7)
     q, k = rng.normal(size=(2, 4000, 16))
     x = ch02.EXERCISE_3_SCORES
-    return {1: math.exp(r) / (2 * math.exp(r) + math.exp(2 * r)),
+    return {1: math.exp(r) / (math.exp(r) + math.exp(-r) + 1),
             2: np.sum(q * k, axis=1),
             3: np.exp(x) / np.exp(x).sum(),
             4: -1 / math.log((math.sqrt(13) / 3 - 1) / 2),
@@ -51,12 +51,13 @@ def test_none_is_not_attempted(check, capsys):
 
 
 def test_exercise_1():
+    # query [1, -1] against the keys [1, 0], [0, 1], [1, 1]: scores [1, -1, 0] / sqrt 2
     r = 1 / math.sqrt(2)
-    ch02.check_exercise_1(math.exp(r) / (2 * math.exp(r) + math.exp(2 * r)))
+    ch02.check_exercise_1(math.exp(r) / (math.exp(r) + math.exp(-r) + 1))
     with pytest.raises(AssertionError, match="unscaled"):
-        ch02.check_exercise_1(math.e / (2 * math.e + math.e**2))
-    with pytest.raises(AssertionError, match="row 1"):
-        ch02.check_exercise_1(math.exp(r) / (2 * math.exp(r) + 1))
+        ch02.check_exercise_1(math.e / (math.e + 1 / math.e + 1))
+    with pytest.raises(AssertionError, match=r"\[1, 1\]"):
+        ch02.check_exercise_1(1 / (2 + math.exp(r)))               # the worked example's token 3
     with pytest.raises(AssertionError):
         ch02.check_exercise_1(1 / 3)
     with pytest.raises(TypeError):

@@ -18,6 +18,8 @@ import numpy as np
 
 from ._common import as_array, as_float, not_attempted
 
+# Exercise 1: a new query for the worked example's keys.
+EXERCISE_1_QUERY = np.array([1.0, -1.0])
 # Exercise 3: a score vector that overflows exp() once shifted by 1000.
 EXERCISE_3_SCORES = np.array([2.0, -1.0, 0.5, 3.0])
 EXERCISE_3_SHIFT = 1000.0
@@ -33,21 +35,25 @@ EXERCISE_5_SEED = 2024
 
 
 def check_exercise_1(answer) -> None:
-    """The weight that token 3 puts on token 1 in the worked example (chapter 2, section 4)."""
+    """The weight that the query EXERCISE_1_QUERY puts on key 1 of the worked example."""
     if not_attempted(1, answer):
         return
     value = as_float(1, answer)
-    a = math.exp(1 / math.sqrt(2))
-    expected = 1 / (2 + a)
-    if math.isclose(value, 1 / (2 + math.e), rel_tol=1e-9):
-        raise AssertionError("Exercise 1: you used e^1 and e^2, the unscaled scores. "
-                             "Divide the scores [1, 1, 2] by sqrt(d_k) = sqrt(2) first.")
-    if math.isclose(value, a / (2 * a + 1), rel_tol=1e-9):
-        raise AssertionError("Exercise 1: that is a weight of row 1 (scores [1, 0, 1]/sqrt 2). "
-                             "Token 3's scores are row 3 of QK^T: [1, 1, 2].")
+    keys = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])         # K of the worked example
+    scores = keys @ EXERCISE_1_QUERY                                # [1, -1, 0]
+    r = 1 / math.sqrt(2)
+    expected = math.exp(scores[0] * r) / sum(math.exp(s * r) for s in scores)
+    unscaled = math.exp(scores[0]) / sum(math.exp(s) for s in scores)
+    if math.isclose(value, unscaled, rel_tol=1e-9):
+        raise AssertionError("Exercise 1: you used the unscaled scores. Divide the scores "
+                             "q . k_j by sqrt(d_k) = sqrt(2) before exponentiating.")
+    a = math.exp(r)
+    if math.isclose(value, 1 / (2 + a), rel_tol=1e-9):
+        raise AssertionError("Exercise 1: that is the weight of the worked example's own token 3, "
+                             "whose query is [1, 1]. This exercise changes the query to [1, -1].")
     assert math.isclose(value, expected, rel_tol=1e-9, abs_tol=1e-12), (
-        f"Exercise 1: got {value!r}. Row 3 of the scaled scores is [1, 1, 2]/sqrt(2); "
-        "the weight on token 1 is exp(score 1) / (sum of the three exps).")
+        f"Exercise 1: got {value!r}. The scores are q . k_j for the keys [1, 0], [0, 1], [1, 1]; "
+        "divide them by sqrt(2), then the weight on key 1 is exp(score 1) / (sum of the three exps).")
     print("Exercise 1: correct.")
 
 
