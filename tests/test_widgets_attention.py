@@ -149,7 +149,7 @@ def test_bad_settings_are_refused(kwargs, error):
 
 
 def test_the_worked_example_is_labelled_by_its_authors():
-    """Learners have no 'seed 003': the dropdown names the source as the course cites it."""
+    """The dropdown names the source as the course cites it, by its authors."""
     labels = [label for label, _ in AttentionExplorer().controls["example"].options]
     assert labels[0] == "worked example (Métwalli and Elhefny §5)"
     assert not any("seed" in label for label in labels)
