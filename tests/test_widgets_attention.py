@@ -31,9 +31,9 @@ def hand_softmax_rows(s):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def test_worked_example_heatmap_is_seed_003_weights():
+def test_worked_example_heatmap_is_the_closed_form_weights():
     explorer = AttentionExplorer()
-    a = math.exp(1 / math.sqrt(2))                       # closed form of chapter 2, section 5
+    a = math.exp(1 / math.sqrt(2))                       # closed form of chapter 2, section 4
     expected = np.array([[a, 1, a], [1, a, a], [1, 1, a]]) / np.array([[2 * a + 1], [2 * a + 1], [a + 2]])
     np.testing.assert_allclose(heatmap(explorer), expected, rtol=1e-12, atol=1e-12)
     by_torch = torch.softmax(torch.tensor(WORKED_Q) @ torch.tensor(WORKED_Q).T / math.sqrt(2), dim=-1)
@@ -146,3 +146,10 @@ def test_custom_arrays():
 def test_bad_settings_are_refused(kwargs, error):
     with pytest.raises(error):
         attention_setting(**kwargs)
+
+
+def test_the_worked_example_is_labelled_by_its_authors():
+    """The dropdown names the source as the course cites it, by its authors."""
+    labels = [label for label, _ in AttentionExplorer().controls["example"].options]
+    assert labels[0] == "worked example (Métwalli and Elhefny §5)"
+    assert not any("seed" in label for label in labels)

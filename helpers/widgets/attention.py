@@ -9,8 +9,9 @@ The learner picks an example and moves two sliders; the figure shows
 
 Examples:
 
-* ``"worked"``: seed 003 §5, Q = K = [[1,0],[0,1],[1,1]], V = [[1,2],[3,4],[5,6]],
-  d_k = 2 (the d_k slider is disabled: the example fixes it).
+* ``"worked"``: the worked example of Métwalli and Elhefny (§5; chapter 2, section 4),
+  Q = K = [[1,0],[0,1],[1,1]], V = [[1,2],[3,4],[5,6]], d_k = 2 (the d_k slider is
+  disabled: the example fixes it).
 * ``"sentence"``: the words of a short sentence. Each word gets an embedding of width
   ``D_MODEL`` drawn from a generator seeded by the word itself (the same word always gets
   the same vector); Q = X W^Q, K = X W^K, V = X W^V with fixed-seed projections. W^Q and
@@ -147,7 +148,7 @@ class AttentionExplorer(Explorer):
     def __init__(self, example: str = "worked", sentence: str = "the cat sat on the mat",
                  temperature: float = 1.0, d_k: int = 8, custom: dict | None = None):
         self.custom = custom
-        options = [("worked example (seed 003 §5)", "worked"),
+        options = [("worked example (Métwalli and Elhefny §5)", "worked"),
                    ("sentence, random projections", "sentence")]
         if custom is not None:
             options.append(("your Q, K, V", "custom"))
