@@ -15,9 +15,9 @@ def test_none_means_not_attempted(capsys):
 
 
 def test_ch05_answers():
-    ch05.check_exercise_1((math.sin(0.03), math.cos(0.03)))
+    ch05.check_exercise_1((math.sin(0.09), math.cos(0.09)))
     with pytest.raises(AssertionError, match="i = 4"):
-        ch05.check_exercise_1((math.sin(3e-4), math.cos(3e-4)))
+        ch05.check_exercise_1((math.sin(9e-4), math.cos(9e-4)))
     m = np.eye(4)
     for i, w in enumerate((1.0, 0.01)):
         c, s = math.cos(3 * w), math.sin(3 * w)
@@ -82,7 +82,7 @@ def test_exercise_5_matrix_commutes_with_every_shift():
 
 
 def test_success_prints_no_number(capsys):
-    ch05.check_exercise_1((math.sin(0.03), math.cos(0.03)))
+    ch05.check_exercise_1((math.sin(0.09), math.cos(0.09)))
     m = np.eye(4)
     for i, w in enumerate((1.0, 0.01)):
         c, s = math.cos(3 * w), math.sin(3 * w)

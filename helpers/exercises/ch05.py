@@ -16,7 +16,8 @@ import numpy as np
 from ._common import not_attempted
 
 # Exercise 1: two entries of the PE table.
-EXERCISE_1_POS, EXERCISE_1_D_MODEL, EXERCISE_1_COLUMNS = 3, 8, (4, 5)
+# (position 9, not 0-5: section 2 of the chapter prints the table for positions 0-5)
+EXERCISE_1_POS, EXERCISE_1_D_MODEL, EXERCISE_1_COLUMNS = 9, 8, (4, 5)
 # Exercise 2: the shift matrix M_k.
 EXERCISE_2_K, EXERCISE_2_D_MODEL = 3, 4
 # Exercise 3: the pair whose wavelength is closest to a target.
@@ -30,15 +31,15 @@ def _omega(i: int, d_model: int) -> float:
 
 
 def check_exercise_1(answer) -> None:
-    """(PE[3, 4], PE[3, 5]) for d_model = 8: column 4 = 2i with i = 2, so omega = 10000^(-4/8)."""
+    """(PE[9, 4], PE[9, 5]) for d_model = 8: column 4 = 2i with i = 2, so omega = 10000^(-4/8)."""
     if not_attempted(1, answer):
         return
     try:
         a, b = (float(v) for v in answer)
     except (TypeError, ValueError):
-        raise TypeError("Exercise 1: expected two numbers (PE[3, 4], PE[3, 5])") from None
+        raise TypeError("Exercise 1: expected two numbers (PE[9, 4], PE[9, 5])") from None
     pos = EXERCISE_1_POS
-    expected = (math.sin(pos * _omega(2, 8)), math.cos(pos * _omega(2, 8)))  # sin(0.03), cos(0.03)
+    expected = (math.sin(pos * _omega(2, 8)), math.cos(pos * _omega(2, 8)))  # sin(0.09), cos(0.09)
     slip = (math.sin(pos * _omega(4, 8)), math.cos(pos * _omega(4, 8)))
     if np.allclose((a, b), slip, rtol=0, atol=1e-9):
         raise AssertionError("Exercise 1: you used i = 4 in the exponent. Column 4 is 2i, so i = 2 "
@@ -47,7 +48,7 @@ def check_exercise_1(answer) -> None:
         raise AssertionError("Exercise 1: sine and cosine are swapped: even columns hold the sine.")
     assert np.allclose((a, b), expected, rtol=0, atol=1e-9), (
         f"Exercise 1: got ({a}, {b}). PE[pos, 2i] = sin(pos / 10000^(2i/d_model)) and "
-        "PE[pos, 2i+1] = cos(the same angle); here the angle is 3 / 10000^(4/8).")
+        "PE[pos, 2i+1] = cos(the same angle); here the angle is 9 / 10000^(4/8).")
     print("Exercise 1: correct.")
 
 
