@@ -84,11 +84,11 @@ def test_positions_are_added_explicitly_and_separate_the_two_thes():
 def test_the_checkbox_redraws_with_positions():
     explorer = MultiHeadExplorer(num_heads=4)
     explorer.controls["head"].value = 3
-    assert "embeddings only" in explorer.figure._suptitle.get_text()
+    assert "embeddings only" in explorer.figure.get_suptitle()
     explorer.controls["positions"].value = True
     np.testing.assert_array_equal(explorer.figure.axes[0].images[0].get_array(),
                                   head_weights(4, positions=True)[3])
-    assert "sinusoidal positions" in explorer.figure._suptitle.get_text()
+    assert "sinusoidal positions" in explorer.figure.get_suptitle()
 
 
 def test_fewer_heads_clamps_the_head_slider_and_redraws_once():
