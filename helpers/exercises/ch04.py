@@ -2,14 +2,16 @@
 
 Each ``check_exercise_N(answer)`` prints "not attempted yet" for ``None``; otherwise it
 raises an AssertionError that says what is wrong (naming the common slip where one
-explains the answer), or prints a confirmation. Reference values come from the formulas
-in plain Python/NumPy, or (exercise 4) from ``torch.nn.MultiheadAttention`` itself.
+explains the answer), or prints "Exercise N: correct." and nothing else (no number that
+would give the answer away). Reference values come from the formulas in plain Python/NumPy,
+from ``torch.nn.MultiheadAttention`` itself (exercise 4), or from torch.autograd and the
+derived formulas on helpers' two backends (exercise 5).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ._common import not_attempted
+from ._common import as_array, not_attempted
 
 # Exercise 1: the paper's base model.
 EXERCISE_1_D_MODEL = 512
@@ -45,7 +47,7 @@ def check_exercise_1(answer) -> None:
                              "(d_model, d_k) are the column blocks of one (d_model, d_model) W^Q.")
     assert value == expected, (f"Exercise 1: got {value}. Count W^Q, W^K, W^V, W^O (each "
                                "d_model x d_model) and four bias vectors of length d_model.")
-    print(f"Exercise 1: correct, 4*512^2 + 4*512 = {expected:,} parameters.")
+    print("Exercise 1: correct.")
 
 
 def exercise_2_matrix() -> np.ndarray:
@@ -73,7 +75,7 @@ def check_exercise_2(answer) -> None:
                                  f"head {i} is columns {i * d_k}..{(i + 1) * d_k - 1}.")
     assert np.array_equal(a, w[:, i * d_k:(i + 1) * d_k]), (
         "Exercise 2: not a column block of W^Q; head i is W^Q[:, i*d_k:(i+1)*d_k].")
-    print(f"Exercise 2: correct, W_2^Q = W^Q[:, 4:6] (columns {i * d_k} and {i * d_k + 1}).")
+    print("Exercise 2: correct.")
 
 
 def exercise_3_expected() -> int:
@@ -99,8 +101,7 @@ def check_exercise_3(answer) -> None:
     assert value == expected, (
         f"Exercise 3: got {value:,}. Add up (rows x inner x columns) over the six products: "
         "x_dec W^Q, x_enc W^K, x_enc W^V, Q K^T (all heads), A V (all heads), Concat W^O.")
-    print(f"Exercise 3: correct, 2 n_q d^2 + 2 n_k d^2 + 2 n_q n_k d = {expected:,} multiply-adds "
-          "(h does not appear).")
+    print("Exercise 3: correct.")
 
 
 def exercise_4_module():
@@ -141,4 +142,97 @@ def check_exercise_4(answer) -> None:
         "Exercise 4: multi_head_attention with your matrices does not reproduce the module. "
         "Use in_proj_weight.chunk(3) for W^Q, W^K, W^V and out_proj.weight for W^O, each "
         "transposed.\n" + m))
-    print("Exercise 4: correct, your matrices reproduce nn.MultiheadAttention exactly.")
+    print("Exercise 4: correct.")
+
+
+# Exercise 5 (derivation): the gradients of a multi-head layer's output with respect to
+# W^O and W^V, for L = sum(G * MultiHead(X)), i.e. an upstream gradient dL/d(output) = G.
+# (n, d_model, num_heads) of the random layers the check tries its answer on:
+EXERCISE_5_SIZES = ((5, 6, 3), (4, 8, 2), (3, 4, 1), (6, 8, 4))
+
+
+def exercise_5_inputs(n: int = 5, d_model: int = 6, seed: int = 0) -> dict:
+    """A random self-attention layer and upstream gradient, as NumPy float64 arrays.
+
+    Keys: x (n, d_model); w_q, w_k, w_v, w_o (d_model, d_model); grad_out (n, d_model).
+    """
+    rng = np.random.default_rng(seed)
+    arrays = {"x": rng.normal(size=(n, d_model))}
+    for name in ("w_q", "w_k", "w_v", "w_o"):
+        arrays[name] = rng.normal(size=(d_model, d_model)) / np.sqrt(d_model)
+    arrays["grad_out"] = rng.normal(size=(n, d_model))
+    return arrays
+
+
+def _exercise_5_autograd(inputs: dict, num_heads: int):
+    """(dL/dW^O, dL/dW^V) by torch.autograd through helpers' torch backend."""
+    import torch
+
+    from ..multi_head import multi_head_attention
+    t = {k: torch.tensor(v, dtype=torch.float64) for k, v in inputs.items()}
+    w_v = t["w_v"].clone().requires_grad_(True)
+    w_o = t["w_o"].clone().requires_grad_(True)
+    out, _ = multi_head_attention(t["x"], t["x"], t["w_q"], t["w_k"], w_v, w_o, num_heads)
+    (out * t["grad_out"]).sum().backward()
+    return w_o.grad.numpy(), w_v.grad.numpy()
+
+
+def _exercise_5_closed_form(inputs: dict, num_heads: int, transpose_weights: bool = True):
+    """(dL/dW^O, dL/dW^V) from the derived formulas, with the weights A_i from helpers' NumPy
+    backend: dL/dW^O = Concat^T G and dL/dW_i^V = X^T A_i^T G (W_i^O)^T. With
+    ``transpose_weights=False`` it makes the common slip A_i in place of A_i^T."""
+    from ..multi_head import multi_head_attention
+    x, w_v, w_o, g = inputs["x"], inputs["w_v"], inputs["w_o"], inputs["grad_out"]
+    _, weights = multi_head_attention(x, x, inputs["w_q"], inputs["w_k"], w_v, w_o, num_heads)
+    d_v = w_v.shape[1] // num_heads
+    blocks = [slice(i * d_v, (i + 1) * d_v) for i in range(num_heads)]
+    concat = np.concatenate([weights[i] @ x @ w_v[:, b] for i, b in enumerate(blocks)], axis=1)
+    grad_w_v = np.concatenate([
+        x.T @ (weights[i].T if transpose_weights else weights[i]) @ g @ w_o[b, :].T
+        for i, b in enumerate(blocks)], axis=1)
+    return concat.T @ g, grad_w_v
+
+
+def check_exercise_5(multi_head_grads) -> None:
+    """multi_head_grads(x, w_q, w_k, w_v, w_o, num_heads, grad_out) -> (grad_w_o, grad_w_v).
+
+    Tried on random self-attention layers of several sizes; compared with torch.autograd
+    through helpers' torch backend and with the derived formulas evaluated with helpers'
+    NumPy backend.
+    """
+    if not_attempted(5, multi_head_grads):
+        return
+    if not callable(multi_head_grads):
+        raise TypeError("Exercise 5: expected a function multi_head_grads(x, w_q, w_k, w_v, w_o, "
+                        f"num_heads, grad_out), got {type(multi_head_grads).__name__}")
+    for seed, (n, d_model, num_heads) in enumerate(EXERCISE_5_SIZES):
+        inputs = exercise_5_inputs(n, d_model, seed=100 + seed)
+        auto_o, auto_v = _exercise_5_autograd(inputs, num_heads)
+        formula_o, formula_v = _exercise_5_closed_form(inputs, num_heads)
+        # the two references must agree before the answer is judged against them
+        np.testing.assert_allclose(formula_o, auto_o, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(formula_v, auto_v, rtol=1e-10, atol=1e-12)
+        result = multi_head_grads(inputs["x"], inputs["w_q"], inputs["w_k"], inputs["w_v"],
+                                  inputs["w_o"], num_heads, inputs["grad_out"])
+        try:
+            grad_o, grad_v = result
+        except (TypeError, ValueError):
+            raise TypeError("Exercise 5: your function should return a pair (grad_w_o, grad_w_v), "
+                            f"got {type(result).__name__}") from None
+        where = f"(a layer with n={n}, d_model={d_model}, num_heads={num_heads})"
+        grad_o = as_array(5, grad_o, auto_o.shape, "grad_w_o")
+        grad_v = as_array(5, grad_v, auto_v.shape, "grad_w_v")
+        if not np.allclose(grad_o, auto_o, rtol=1e-8, atol=1e-10):
+            if np.allclose(grad_o, auto_o.T, rtol=1e-8, atol=1e-10):
+                raise AssertionError("Exercise 5: grad_w_o is transposed. W^O has shape "
+                                     "(h*d_v, d_model) and so has its gradient: Concat^T G, not G^T Concat.")
+            raise AssertionError(f"Exercise 5: grad_w_o differs from torch.autograd {where}. The "
+                                 "output is Concat W^O, linear in W^O; which matrix multiplies it on the left?")
+        if not np.allclose(grad_v, auto_v, rtol=1e-8, atol=1e-10):
+            slip = _exercise_5_closed_form(inputs, num_heads, transpose_weights=False)[1]
+            if np.allclose(grad_v, slip, rtol=1e-8, atol=1e-10):
+                raise AssertionError("Exercise 5: grad_w_v uses A_i where A_i^T belongs. head_i = A_i (X W_i^V): "
+                                     "moving A_i to the other side of the trace transposes it.")
+            raise AssertionError(f"Exercise 5: grad_w_v differs from torch.autograd {where}. Head i "
+                                 "contributes A_i X W_i^V W_i^O to the output, and A_i does not depend on W^V.")
+    print("Exercise 5: correct.")
