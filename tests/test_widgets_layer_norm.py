@@ -74,3 +74,19 @@ def test_bad_input_is_named(bad, error):
     args = dict(x=np.ones(4), gamma=1.0, beta=0.0, eps=1e-5) | bad
     with pytest.raises(ValueError, match=error):
         layer_norm_steps(**args)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_extreme_settings_stay_inside_the_axes(sign):
+    # one entry apart from three equal ones gives the largest |x_hat| for d = 4: sqrt(d - 1) = sqrt(3)
+    explorer = LayerNormExplorer()
+    set_values(explorer, x1=3.0 * sign, x2=-3.0 * sign, x3=-3.0 * sign, x4=-3.0 * sign,
+               gamma=3.0, beta=2.0 * sign, eps=1e-6)
+    ax_out = explorer.figure.axes[1]
+    heights = bar_heights(ax_out)
+    sigma2 = 6.75                                          # deviations 4.5, -1.5, -1.5, -1.5: mean square 6.75
+    expected_extreme = sign * (3.0 * 4.5 / np.sqrt(sigma2 + 1e-6) + 2.0)
+    assert abs(heights[0] - expected_extreme) < 1e-9
+    assert abs(abs(heights[0]) - (3 * np.sqrt(3) + 2)) < 1e-5
+    low, high = ax_out.get_ylim()
+    assert low <= heights.min() and heights.max() <= high

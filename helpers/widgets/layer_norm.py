@@ -24,7 +24,7 @@ def layer_norm_steps(x, gamma: float, beta: float, eps: float) -> dict:
 
     Returns mu (mean), var (biased variance: divide by d), x_hat = (x - mu)/sqrt(var + eps)
     and output = gamma * x_hat + beta (from :func:`helpers.layer_norm`).
-    Source: seed 000 §4.
+    Derived in chapter 6.
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1 or x.size < 1:
