@@ -26,7 +26,7 @@ sum l that is rescaled whenever m grows (the "online softmax"); tiled attention 
 to blocks of queries and keys, in the style of FlashAttention, so the largest score array
 it ever holds is (block_q, block_k), never (n_q, n_k). Both backends, written once against
 the array API like the rest of :mod:`helpers`: a model of what a GPU kernel does, written
-to be read (it loops over tiles in Python, so it is slower than dense attention here).
+to be read (it loops over the tiles in Python).
 """
 from __future__ import annotations
 
