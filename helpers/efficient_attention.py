@@ -1,7 +1,8 @@
-"""The cost of attention, and exact ways to cut it (seed 000 §8, chapter 10).
+"""The cost of attention, and exact ways to cut it. Derived in chapter 10.
 
-Seed 000 §8: "Self-attention has a computational complexity of O(n^2 d) ... Optimizations
-such as sparse attention reduce this complexity." This module makes both halves concrete.
+Maganga (2024), §8: "Self-attention has a computational complexity of O(n^2 d) ...
+Optimizations such as sparse attention reduce this complexity." This module makes both
+halves concrete.
 
 Counting (:func:`attention_layer_costs`): multiply-adds and memory of one self-attention
 layer, stage by stage, as exact formulas in n (tokens), d_model and h (heads).
@@ -23,19 +24,21 @@ Exact attention in O(n) memory (:func:`online_softmax`, :func:`tiled_attention`)
 softmax normaliser is accumulated block by block with a running maximum m and a running
 sum l that is rescaled whenever m grows (the "online softmax"); tiled attention applies it
 to blocks of queries and keys, in the style of FlashAttention, so the largest score array
-it ever holds is (block_q, block_k), never (n_q, n_k). NumPy only: it is a model of what a
-GPU kernel does, written to be read.
+it ever holds is (block_q, block_k), never (n_q, n_k). Both backends, written once against
+the array API like the rest of :mod:`helpers`: a model of what a GPU kernel does, written
+to be read (it loops over the tiles in Python).
 """
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
-from array_api_compat import is_torch_array
+from array_api_compat import device, is_torch_array
 
 from ._backend import (backend_namespace, broadcast_shapes, namespace, require_float,
                        require_ndim, shape)
-from .attention import causal_mask, check_qkv_shapes
+from .attention import FullyMaskedRowWarning, causal_mask, check_mask, check_qkv_shapes
 from .softmax import softmax
 
 # ----------------------------------------------------------------------------- counting
@@ -56,7 +59,7 @@ def attention_layer_costs(n: int, d_model: int, num_heads: int = 1, itemsize: in
         "weights elements"      h n^2               the (h, n, n) attention weights
         "weights bytes"         h n^2 itemsize
 
-    Source: seed 000 §8 (O(n^2 d)); Vaswani et al. 2017, Table 1.
+    Derived in chapter 10 (Maganga (2024), §8: O(n^2 d); Vaswani et al. 2017, Table 1).
     """
     for name, value in (("n", n), ("d_model", d_model), ("num_heads", num_heads),
                         ("itemsize", itemsize)):
@@ -107,7 +110,7 @@ def sliding_window_mask(n: int, window: int, causal: bool = False, backend: str 
     Query i sees the ``window`` tokens on each side of it and itself: at most 2*window + 1
     keys (window + 1 with ``causal=True``, which keeps j <= i only). Allowed pairs, with
     w = min(window, n - 1): n(2w + 1) - w(w + 1), causal n(w + 1) - w(w + 1)/2.
-    Source: seed 000 §8 ("sparse attention"); the local pattern of Longformer.
+    Derived in chapter 10; the local pattern of Longformer.
     """
     func = "sliding_window_mask"
     i, j = _positions(func, n, backend, device)
@@ -123,7 +126,7 @@ def strided_mask(n: int, stride: int, causal: bool = False, backend: str = "nump
     allowed pairs number r(q+1)^2 + (stride-r) q^2, about n^2 / stride. The Sparse
     Transformer (Child et al. 2019) pairs it with a local window of width stride; with
     stride ~ sqrt(n) each query then sees O(sqrt(n)) keys.
-    Source: seed 000 §8 ("sparse attention").
+    Derived in chapter 10.
     """
     func = "strided_mask"
     i, j = _positions(func, n, backend, device)
@@ -138,7 +141,7 @@ def global_tokens_mask(n: int, num_global: int, causal: bool = False, backend: s
     The first ``num_global`` tokens see every token and every token sees them. Allowed
     pairs, g = min(num_global, n): n^2 - (n - g)^2 = 2ng - g^2 (causal: g(g+1)/2 + (n-g)g).
     Usually combined with a window: ``sliding_window_mask(n, w) | global_tokens_mask(n, g)``.
-    Source: seed 000 §8 ("sparse attention"); the global pattern of Longformer and BigBird.
+    Derived in chapter 10; the global pattern of Longformer and BigBird.
     """
     func = "global_tokens_mask"
     i, j = _positions(func, n, backend, device)
@@ -247,7 +250,7 @@ def sliding_window_attention(q, k, v, window: int, causal: bool = False, scale=N
     n^2 d_k: O(n w d), linear in n. Shapes: q, k (..., n, d_k), v (..., n, d_v) with the
     same n. Returns (output (..., n, d_v), banded weights (..., n, r)); see
     :func:`sliding_window_key_index` for which key each of the r slots holds.
-    Source: seed 000 §8 ("sparse attention ... reduce this complexity").
+    Derived in chapter 10.
     """
     func = "sliding_window_attention"
     xp = namespace(func, q=q, k=k, v=v)
@@ -291,15 +294,6 @@ def _like(xp, q, key_index, key_valid):
 # ----------------------------------------------------------------------------- online softmax
 
 
-def _require_numpy_float(func: str, **arrays):
-    for name, a in arrays.items():
-        if not isinstance(a, np.ndarray):
-            raise TypeError(f"{func}: {name} must be a NumPy array (this function is written "
-                            f"in NumPy to be read), got {type(a).__name__}")
-        if not np.issubdtype(a.dtype, np.floating):
-            raise TypeError(f"{func}: {name} must hold floating-point numbers, got dtype {a.dtype}")
-
-
 def online_softmax_step(m, l, block):
     """One step of the online softmax; returns (m_new, l_new, rescale, p).
 
@@ -313,12 +307,20 @@ def online_softmax_step(m, l, block):
 
     so that l_new = sum exp(x - m_new) over everything seen. A slice whose scores are
     all -inf so far keeps m = -inf and l = 0 (nothing is subtracted from it).
+    NumPy or torch (all three arguments from one library). Derived in chapter 10.
     """
-    m_new = np.maximum(m, np.max(block, axis=-1))
-    shift = np.where(np.isfinite(m_new), m_new, 0.0)      # avoid -inf - (-inf)
-    rescale = np.exp(m - shift)
-    p = np.exp(block - shift[..., None])
-    return m_new, rescale * l + np.sum(p, axis=-1), rescale, p
+    func = "online_softmax_step"
+    xp = namespace(func, m=m, l=l, block=block)
+    require_ndim(func, "block", block, 1, "(..., b)")
+    require_float(func, "block", block, xp)
+    if shape(m) != shape(block)[:-1] or shape(l) != shape(m):
+        raise ValueError(f"{func}: m {shape(m)} and l {shape(l)} must both have the shape of "
+                         f"block {shape(block)} without its last axis, {shape(block)[:-1]}")
+    m_new = xp.maximum(m, xp.max(block, axis=-1))                           # (...,)
+    shift = xp.where(xp.isfinite(m_new), m_new, xp.zeros_like(m_new))      # (...,) no -inf - (-inf)
+    rescale = xp.exp(m - shift)                                             # (...,)
+    p = xp.exp(block - shift[..., None])                                    # (..., b)
+    return m_new, rescale * l + xp.sum(p, axis=-1), rescale, p
 
 
 def online_softmax(x, block_size: int):
@@ -326,22 +328,39 @@ def online_softmax(x, block_size: int):
 
     Pass 1 streams the blocks through :func:`online_softmax_step` to get m = max x and
     l = sum exp(x - m) without ever storing exp of the whole row; pass 2 returns
-    exp(x - m) / l. Equals :func:`helpers.softmax`. Shapes: x (..., n) -> (..., n).
+    exp(x - m) / l. Equals :func:`helpers.softmax` (an all -inf row gives zeros).
+    Shapes: x (..., n) -> (..., n). NumPy in, NumPy out; torch in, torch out on the same
+    device and dtype, differentiable by autograd. Derived in chapter 10.
     """
     func = "online_softmax"
-    _require_numpy_float(func, x=x)
+    xp = namespace(func, x=x)
     require_ndim(func, "x", x, 1, "(..., n)")
+    require_float(func, "x", x, xp)
     _check_count(func, "block_size", block_size, 1)
-    m = np.full(x.shape[:-1], -np.inf, dtype=x.dtype)
-    l = np.zeros(x.shape[:-1], dtype=x.dtype)
+    rows, dev = shape(x)[:-1], device(x)
+    m = xp.full(rows, -math.inf, dtype=x.dtype, device=dev)                # (...,)
+    l = xp.zeros(rows, dtype=x.dtype, device=dev)                           # (...,)
     for start in range(0, x.shape[-1], block_size):
         m, l, _, _ = online_softmax_step(m, l, x[..., start:start + block_size])
-    shift = np.where(np.isfinite(m), m, 0.0)
-    return np.exp(x - shift[..., None]) / np.where(l > 0, l, 1.0)[..., None]
+    shift = xp.where(xp.isfinite(m), m, xp.zeros_like(m))                   # (...,)
+    return xp.exp(x - shift[..., None]) / xp.where(l > 0, l, xp.ones_like(l))[..., None]
+
+
+def _tile_mask(xp, mask, causal, i0, i1, j0, j1, dev):
+    """Which (query, key) pairs of the tile rows i0:i1, keys j0:j1 are allowed; None = all."""
+    allowed = None
+    if mask is not None:
+        rows = mask if mask.shape[-2] == 1 else mask[..., i0:i1, :]
+        allowed = rows if rows.shape[-1] == 1 else rows[..., j0:j1]          # (..., b_q|1, b_k|1)
+    if causal and j1 - 1 > i0:              # the tile crosses the diagonal
+        below = (xp.arange(j0, j1, device=dev)[None, :]
+                 <= xp.arange(i0, i1, device=dev)[:, None])                 # (b_q, b_k)
+        allowed = below if allowed is None else allowed & below
+    return allowed
 
 
 def tiled_attention(q, k, v, block_q: int = 64, block_k: int = 64, causal: bool = False,
-                    scale=None, trace: list | None = None):
+                    mask=None, scale=None, trace: list | None = None):
     """Exact attention by tiles, FlashAttention style: never forms the (n_q, n_k) matrix.
 
     For each block of queries Q_i (block_q rows) keep, per row, a running maximum m,
@@ -355,45 +374,59 @@ def tiled_attention(q, k, v, block_q: int = 64, block_k: int = 64, causal: bool 
     and at the end O_i = acc / l. The largest arrays ever held are one score tile
     (block_q, block_k) and the output (n_q, d_v): memory O(n d + block_q block_k) instead
     of O(n^2). With ``causal=True`` (needs n_q == n_k) tiles wholly above the diagonal are
-    skipped and the diagonal tiles are masked with -inf before the step.
+    skipped and the diagonal tiles are masked with -inf before the step. ``mask``
+    (boolean, broadcastable to (..., n_q, n_k), True = may attend, as in
+    :func:`helpers.scaled_dot_product_attention`) is cut into tiles the same way; a
+    padding mask of shape (batch, 1, n_k) keeps the memory O(n). A query row whose mask
+    allows no key gets a zero output and a :class:`helpers.FullyMaskedRowWarning`, as in
+    :func:`helpers.scaled_dot_product_attention`.
 
-    Shapes: q (..., n_q, d_k), k (..., n_k, d_k), v (..., n_k, d_v), NumPy, batch axes
+    Shapes: q (..., n_q, d_k), k (..., n_k, d_k), v (..., n_k, d_v), batch axes
     broadcast. Returns output (..., n_q, d_v) only: the weights are never formed.
-    ``trace``: a list to which the shape of every score tile is appended (to check that
-    no (n_q, n_k) array appears).
-    Source: seed 000 §8 (the n^2 cost); Milakov & Gimelshein 2018 (online softmax);
-    Dao et al. 2022 (FlashAttention).
+    NumPy in, NumPy out; torch in, torch out on the same device and dtype, differentiable
+    by autograd. ``trace``: a list to which the shape of every score tile is appended (to
+    check that no (n_q, n_k) array appears).
+    Derived in chapter 10 (online softmax: Milakov and Gimelshein 2018; tiles: Dao et
+    al. 2022, FlashAttention).
     """
     func = "tiled_attention"
-    _require_numpy_float(func, q=q, k=k, v=v)
+    xp = namespace(func, q=q, k=k, v=v, mask=mask)
     batch = check_qkv_shapes(func, q, k, v)
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        require_float(func, name, a, xp)
     _check_count(func, "block_q", block_q, 1)
     _check_count(func, "block_k", block_k, 1)
-    n_q, n_k, d_v = q.shape[-2], k.shape[-2], v.shape[-1]
+    n_q, n_k, d_v = int(q.shape[-2]), int(k.shape[-2]), int(v.shape[-1])
     if causal and n_q != n_k:
         raise ValueError(f"{func}: causal=True needs as many queries as keys, got n_q={n_q}, "
                          f"n_k={n_k}")
+    if mask is not None:
+        check_mask(func, mask, xp, batch + (n_q, n_k))
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
-    dtype = np.result_type(q, k, v)
-    out = np.empty(batch + (n_q, d_v), dtype=dtype)
+    dtype, dev = xp.result_type(q, k, v), device(q)
+    blocks, empty_rows = [], 0
     for i0 in range(0, n_q, block_q):
         i1 = min(i0 + block_q, n_q)
-        q_block = q[..., i0:i1, :]
-        m = np.full(batch + (i1 - i0,), -np.inf, dtype=dtype)
-        l = np.zeros(batch + (i1 - i0,), dtype=dtype)
-        acc = np.zeros(batch + (i1 - i0, d_v), dtype=dtype)
+        q_block = q[..., i0:i1, :]                                            # (..., b_q, d_k)
+        m = xp.full(batch + (i1 - i0,), -math.inf, dtype=dtype, device=dev)   # (..., b_q)
+        l = xp.zeros(batch + (i1 - i0,), dtype=dtype, device=dev)             # (..., b_q)
+        acc = xp.zeros(batch + (i1 - i0, d_v), dtype=dtype, device=dev)       # (..., b_q, d_v)
         for j0 in range(0, n_k, block_k):
             if causal and j0 > i1 - 1:
                 break                       # every key of this tile and later is in the future
             j1 = min(j0 + block_k, n_k)
-            scores = (q_block @ np.swapaxes(k[..., j0:j1, :], -1, -2)) * scale
-            if causal and j1 - 1 > i0:      # the tile crosses the diagonal
-                allowed = np.arange(j0, j1)[None, :] <= np.arange(i0, i1)[:, None]
-                scores = np.where(allowed, scores, -np.inf)
+            scores = xp.matmul(q_block, xp.matrix_transpose(k[..., j0:j1, :])) * scale  # (..., b_q, b_k)
+            allowed = _tile_mask(xp, mask, causal, i0, i1, j0, j1, dev)
+            if allowed is not None:
+                scores = xp.where(allowed, scores, xp.full_like(scores, -math.inf))
             if trace is not None:
-                trace.append(tuple(scores.shape))
-            m, l, rescale, p = online_softmax_step(m, l, scores)
-            acc = rescale[..., None] * acc + p @ v[..., j0:j1, :]
-        out[..., i0:i1, :] = acc / l[..., None]
-    return out
+                trace.append(shape(scores))
+            m, l, rescale, p = online_softmax_step(m, l, scores)    # (..., b_q) x3, (..., b_q, b_k)
+            acc = rescale[..., None] * acc + xp.matmul(p, v[..., j0:j1, :])   # (..., b_q, d_v)
+        empty_rows += int(xp.sum(xp.astype(l == 0, xp.int64)))
+        blocks.append(acc / xp.where(l > 0, l, xp.ones_like(l))[..., None])   # (..., b_q, d_v)
+    if empty_rows:
+        warnings.warn(f"{func}: the mask allows no key for {empty_rows} query row(s); their "
+                      "outputs are set to 0", FullyMaskedRowWarning, stacklevel=2)
+    return xp.concat(blocks, axis=-2)                                         # (..., n_q, d_v)

@@ -2,6 +2,7 @@
 the online softmax and tiled attention, against dense attention and PyTorch."""
 import math
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.utils.flop_counter import FlopCounterMode
 
 import helpers as h
 from helpers.efficient_attention import (attention_layer_costs, global_tokens_mask,
@@ -248,6 +250,35 @@ def test_online_softmax_of_an_all_masked_row_is_zero():
     np.testing.assert_allclose(out[1], h.softmax(x[1]), **TOL)
 
 
+@pytest.mark.parametrize("block", [1, 3, 7, 50])
+def test_online_softmax_on_torch_equals_torch_softmax_with_its_gradient(block):
+    x = torch.tensor(np.random.default_rng(block).standard_normal((3, 2, 17)) * 20, requires_grad=True)
+    out = online_softmax(x, block)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float64
+    ref = torch.softmax(x, dim=-1)
+    torch.testing.assert_close(out, ref, **TOL)
+    torch.testing.assert_close(out, h.softmax(x), **TOL)
+    np.testing.assert_allclose(out.detach().numpy(), online_softmax(x.detach().numpy(), block), **TOL)
+    g = torch.randn(out.shape, dtype=out.dtype, generator=torch.Generator().manual_seed(block))
+    grad, = torch.autograd.grad((out * g).sum(), x)
+    grad_ref, = torch.autograd.grad((ref * g).sum(), x)
+    torch.testing.assert_close(grad, grad_ref, **TOL)
+
+
+def test_online_softmax_keeps_torch_dtype():
+    x = torch.randn(4, 33, dtype=torch.float32, generator=torch.Generator().manual_seed(0)) * 30
+    out = online_softmax(x, 8)
+    assert out.dtype == torch.float32 and out.device == x.device
+    torch.testing.assert_close(out, torch.softmax(x, dim=-1), rtol=1e-5, atol=1e-6)
+
+
+def test_online_softmax_step_refuses_mismatched_state():
+    with pytest.raises(ValueError, match="m \\(3,\\) and l \\(3,\\) must both have the shape of block \\(2, 4\\)"):
+        online_softmax_step(np.zeros(3), np.zeros(3), np.zeros((2, 4)))
+    with pytest.raises(TypeError, match="mix NumPy and torch"):
+        online_softmax_step(np.zeros(2), np.zeros(2), torch.zeros(2, 4))
+
+
 # ----------------------------------------------------------------------------- tiled attention
 
 @given(n_q=st.integers(1, 40), n_k=st.integers(1, 40), block_q=st.integers(1, 48),
@@ -279,12 +310,128 @@ def test_causal_tiled_attention_equals_masked_attention(n, block_q, block_k, see
     assert len(trace) == needed
 
 
+@given(n_q=st.integers(1, 20), n_k=st.integers(1, 20), block_q=st.integers(1, 24),
+       block_k=st.integers(1, 24), density=st.floats(0.1, 1.0), seed=st.integers(0, 2**16))
+@FAST
+def test_tiled_attention_with_any_mask_equals_masked_attention(n_q, n_k, block_q, block_k,
+                                                               density, seed):
+    rng = np.random.default_rng(seed)
+    mask = rng.random((2, n_q, n_k)) < density
+    mask[:, np.arange(n_q), rng.integers(0, n_k, n_q)] = True     # every row allows some key
+    q, k, v = qkv(seed, (2,), n_q, n_k, 3, 2)
+    ref, _ = h.scaled_dot_product_attention(q, k, v, mask=mask)
+    np.testing.assert_allclose(tiled_attention(q, k, v, block_q, block_k, mask=mask), ref, **TOL)
+    out_t = tiled_attention(*(torch.tensor(a) for a in (q, k, v)), block_q, block_k,
+                            mask=torch.tensor(mask))
+    torch.testing.assert_close(out_t, torch.tensor(ref), **TOL)
+
+
+def padded(lengths, n):
+    """Key-padding mask (batch, 1, 1, n) from lengths, written out from its definition."""
+    return (np.arange(n)[None, :] < np.asarray(lengths)[:, None])[:, None, None, :]
+
+
 @pytest.mark.parametrize("causal", [False, True])
-def test_tiled_attention_equals_F_sdpa(causal):
+@pytest.mark.parametrize("lengths", [None, [33, 20]])
+def test_tiled_attention_equals_F_sdpa_on_both_backends(causal, lengths):
     q, k, v = qkv(7, (2, 3), 33, 33, 8, 5)
-    out = tiled_attention(q, k, v, 8, 16, causal=causal)
-    ref = F.scaled_dot_product_attention(*(torch.tensor(a) for a in (q, k, v)), is_causal=causal)
-    torch.testing.assert_close(torch.tensor(out), ref, **TOL)
+    mask = None if lengths is None else padded(lengths, 33)             # (2, 1, 1, 33)
+    full = mask if not causal else (h.causal_mask(33) if mask is None else mask & h.causal_mask(33))
+    qt, kt, vt = (torch.tensor(a) for a in (q, k, v))
+    ref = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=None if full is None else torch.tensor(full))
+    out_np = tiled_attention(q, k, v, 8, 16, causal=causal, mask=mask)
+    assert isinstance(out_np, np.ndarray)
+    torch.testing.assert_close(torch.tensor(out_np), ref, **TOL)
+    np.testing.assert_allclose(out_np, h.scaled_dot_product_attention(q, k, v, mask=full)[0], **TOL)
+    out_t = tiled_attention(qt, kt, vt, 8, 16, causal=causal,
+                            mask=None if mask is None else torch.tensor(mask))
+    assert isinstance(out_t, torch.Tensor) and out_t.dtype == torch.float64
+    torch.testing.assert_close(out_t, ref, **TOL)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("with_padding", [False, True])
+def test_tiled_attention_on_torch_has_the_gradient_of_exact_attention(causal, with_padding):
+    q, k, v = (torch.tensor(a, requires_grad=True) for a in qkv(8, (2,), 19, 19, 4, 3))
+    mask = torch.tensor(padded([19, 11], 19)[:, 0]) if with_padding else None   # (2, 1, 19)
+    full = mask
+    if causal:
+        full = h.causal_mask(19, backend="torch") if mask is None else mask & h.causal_mask(19, backend="torch")
+    out = tiled_attention(q, k, v, 5, 4, causal=causal, mask=mask)
+    exact, _ = h.scaled_dot_product_attention(q, k, v, mask=full)
+    fused = F.scaled_dot_product_attention(q, k, v, attn_mask=full)
+    g = torch.randn(out.shape, dtype=out.dtype, generator=torch.Generator().manual_seed(1))
+    grads = torch.autograd.grad((out * g).sum(), (q, k, v))
+    for ref in (exact, fused):
+        torch.testing.assert_close(out, ref, **TOL)
+        for a, b in zip(grads, torch.autograd.grad((ref * g).sum(), (q, k, v))):
+            torch.testing.assert_close(a, b, **TOL)
+
+
+def test_tiled_attention_passes_gradcheck():
+    q, k, v = (torch.tensor(a, requires_grad=True) for a in qkv(9, (), 6, 7, 3, 2))
+    assert torch.autograd.gradcheck(lambda q, k, v: tiled_attention(q, k, v, 4, 3), (q, k, v))
+    assert torch.autograd.gradcheck(lambda q, k, v: tiled_attention(q, k[:6], v[:6], 2, 4, causal=True),
+                                    (q, k, v))
+
+
+def test_tiled_attention_keeps_torch_dtype_and_device():
+    gen = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(2, 40, 8, dtype=torch.float32, generator=gen) for _ in range(3))
+    out = tiled_attention(q, k, v, 16, 16, causal=True)
+    assert out.dtype == torch.float32 and out.device == q.device and out.shape == (2, 40, 8)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, is_causal=True),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_tiled_attention_does_the_work_of_dense_attention_counted_by_torch():
+    """Non-causal: the tiles cover every pair, 2 n_q n_k (d_k + d_v) FLOPs in matrix products,
+    as many as dense attention's; causal: only the tiles on and below the diagonal."""
+    n, d_k, d_v, b = 96, 8, 4, 32
+    q, k, v = (torch.randn(n, d, dtype=torch.float64, generator=torch.Generator().manual_seed(d))
+               for d in (d_k, d_k, d_v))
+
+    def flops(f):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            f()
+        return counter.get_total_flops()
+    dense = flops(lambda: h.scaled_dot_product_attention(q, k, v))
+    assert dense == 2 * n * n * (d_k + d_v)
+    assert flops(lambda: tiled_attention(q, k, v, b, b)) == dense
+    tiles = (n // b) * (n // b + 1) // 2                             # 1 + 2 + 3 of 9 tiles
+    assert flops(lambda: tiled_attention(q, k, v, b, b, causal=True)) == tiles * 2 * b * b * (d_k + d_v)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_tiled_attention_zeroes_and_reports_fully_masked_rows(backend):
+    q, k, v = qkv(4, (2,), 6, 6, 3, 2)
+    mask = np.ones((2, 6, 6), dtype=bool)
+    mask[1, 2] = False                               # query 2 of sequence 1 may see nothing
+    if backend == "torch":
+        q, k, v, mask = (torch.tensor(a) for a in (q, k, v, mask))
+    with pytest.warns(h.FullyMaskedRowWarning, match="1 query row"):
+        out = tiled_attention(q, k, v, 4, 4, mask=mask)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", h.FullyMaskedRowWarning)
+        ref, _ = h.scaled_dot_product_attention(q, k, v, mask=mask)
+    out, ref = (np.asarray(a) for a in (out, ref))
+    assert np.all(out[1, 2] == 0)
+    np.testing.assert_allclose(out, ref, **TOL)
+
+
+def test_tiled_attention_with_a_padding_mask_never_allocates_an_n_by_n_array():
+    n, d = 512, 8
+    q, k, v = qkv(1, (2,), n, n, d, d)
+    mask = padded([n, 300], n)[:, 0]                                   # (2, 1, n)
+    tiled_attention(q, k, v, 32, 32, causal=True, mask=mask)           # warm up
+    tracemalloc.start()
+    out = tiled_attention(q, k, v, 32, 32, causal=True, mask=mask)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2 * n * n * 8 / 8                                    # (2, n, n) float64 / 8
+    np.testing.assert_allclose(out, h.scaled_dot_product_attention(
+        q, k, v, mask=mask & h.causal_mask(n))[0], **TOL)
 
 
 def test_tiled_attention_never_allocates_an_n_by_n_array():
@@ -307,8 +454,14 @@ def test_tiled_attention_never_allocates_an_n_by_n_array():
 
 def test_tiled_attention_rejects_bad_input():
     q, k, v = qkv(0, (), 5, 6, 4, 4)
-    with pytest.raises(TypeError, match="q must be a NumPy array"):
+    with pytest.raises(TypeError, match="mix NumPy and torch"):
         tiled_attention(torch.tensor(q), k, v)
+    with pytest.raises(TypeError, match="q must hold real floating-point numbers"):
+        tiled_attention(np.ones((5, 4), dtype=np.int64), k, v)
+    with pytest.raises(ValueError, match="mask has shape \\(5, 5\\)"):
+        tiled_attention(q, k, v, mask=np.ones((5, 5), dtype=bool))
+    with pytest.raises(TypeError, match="mask must be boolean"):
+        tiled_attention(q, k, v, mask=np.ones((5, 6)))
     with pytest.raises(ValueError, match="causal=True needs as many queries as keys"):
         tiled_attention(q, k, v, causal=True)
     with pytest.raises(ValueError, match="block_k must be an integer >= 1"):
