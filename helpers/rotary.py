@@ -1,0 +1,133 @@
+"""Rotary position embedding (RoPE): rotate queries and keys by their position (chapter 12).
+
+Split the d features of a query or key into d/2 pairs. Pair i turns at the angular
+frequency omega_i = theta^(-2i/d) radians per position, so the vector at position p has
+pair i rotated by the angle p * omega_i:
+
+    (a, b) -> (a cos(p omega_i) - b sin(p omega_i),  a sin(p omega_i) + b cos(p omega_i))
+
+a counter-clockwise turn in the (a, b) plane. Rotations compose by adding angles and are
+orthogonal, so after rotating q at position m and k at position n,
+
+    rot(q, m) . rot(k, n) = q . rot(k, n - m)
+
+depends on the two positions only through the offset n - m. With theta = 10000 the
+frequencies are those of chapter 5's sinusoidal encoding (:func:`helpers.frequencies`).
+
+Which features form pair i is a convention: ``interleaved=True`` pairs (2i, 2i+1), as the
+RoFormer paper writes it; ``interleaved=False`` pairs (i, i + d/2), the "rotate half"
+layout of GPT-NeoX and Llama code. The two differ by a fixed permutation of the features.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+from array_api_compat import is_torch_array
+
+from ._backend import backend_namespace, namespace, require_float, require_ndim, shape
+
+
+def _check_theta(func, theta):
+    if isinstance(theta, bool) or not isinstance(theta, numbers.Real) or not (
+            math.isfinite(theta) and theta > 0):
+        raise ValueError(f"{func}: theta must be a finite number > 0 (the base of the "
+                         f"frequencies theta^(-2i/d)), got {theta!r}")
+
+
+def _check_d(func, name, d):
+    if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 2 or d % 2:
+        raise ValueError(f"{func}: {name} must be an even integer >= 2 (features come in "
+                         f"rotated pairs), got {d!r}")
+
+
+def rotary_frequencies(d: int, theta: float = 10000.0, backend: str = "numpy", dtype=None,
+                       device=None):
+    """omega_i = theta^(-2i/d) for i = 0 .. d/2 - 1, radians per position; shape (d/2,).
+
+    Pair i has wavelength 2 pi / omega_i: from 2 pi (i = 0) up to 2 pi theta^(1 - 2/d),
+    just under 2 pi theta. dtype: NumPy default float64; torch default
+    torch.get_default_dtype(). Derived in chapter 12.
+    """
+    func = "rotary_frequencies"
+    _check_d(func, "d", d)
+    _check_theta(func, theta)
+    xp = backend_namespace(func, backend)
+    kw = {}
+    if dtype is not None or backend == "numpy":
+        kw["dtype"] = xp.float64 if dtype is None else dtype
+    if device is not None:
+        kw["device"] = device
+    two_i = xp.arange(0, int(d), 2, **kw)                            # (d/2,): 0, 2, 4, ...
+    return xp.exp(two_i * (-math.log(float(theta)) / int(d)))        # same steps as helpers.frequencies
+
+
+def _positions_array(func, positions, x, xp):
+    """positions as a 1-D integer array of x's library and device (or a named error)."""
+    if isinstance(positions, (range, list, tuple)):
+        values = list(positions)
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"{func}: positions must be integers, got the element {value!r} "
+                                f"({type(value).__name__}) in a {type(positions).__name__}")
+        kw = {"device": x.device} if is_torch_array(x) else {}
+        return xp.asarray([int(v) for v in values], dtype=xp.int64, **kw)
+    namespace(func, x=x, positions=positions)                # same library as x, or a named error
+    if not xp.isdtype(positions.dtype, "integral"):
+        raise TypeError(f"{func}: positions must be an integer array (token indices), "
+                        f"got dtype {positions.dtype}")
+    return positions
+
+
+def apply_rotary(x, positions, theta: float = 10000.0, interleaved: bool = True):
+    """Rotate pair i of x's features at position p by the angle p * theta^(-2i/d).
+
+    Shapes: x (..., n, d) with d even (queries or keys, e.g. (B, h, n, d_k));
+    positions (n,) integers, the position of each of the n rows: an integer array or
+    tensor of x's library, or a Python range or list of ints. Returns (..., n, d).
+    Pair i is features (2i, 2i+1) when interleaved (RoFormer) or (i, i + d/2) when not
+    (GPT-NeoX / Llama); each pair (a, b) becomes (a cos - b sin, a sin + b cos).
+
+    The angles p * omega_i are formed in float64 (float32 on Apple's MPS, which has no
+    float64) and their cos and sin rounded to x's dtype, so large positions keep their
+    precision in a float32 model. Derived in chapter 12.
+    """
+    func = "apply_rotary"
+    xp = namespace(func, x=x)
+    require_ndim(func, "x", x, 2, "(..., n, d)")
+    require_float(func, "x", x, xp)
+    _check_theta(func, theta)
+    if not isinstance(interleaved, bool):
+        raise TypeError(f"{func}: interleaved must be True (pairs (2i, 2i+1)) or False "
+                        f"(pairs (i, i + d/2)), got {interleaved!r}")
+    n, d = int(x.shape[-2]), int(x.shape[-1])
+    if d % 2:
+        raise ValueError(f"{func}: x has shape {shape(x)}: its last axis d = {d} must be even "
+                         "(features are rotated in pairs)")
+    pos = _positions_array(func, positions, x, xp)
+    if shape(pos) != (n,):
+        raise ValueError(f"{func}: x has shape {shape(x)}, so positions must have shape ({n},) "
+                         f"(one position per row), got {shape(pos)}")
+
+    if is_torch_array(x):
+        import torch
+
+        angle_dtype = torch.float32 if x.device.type == "mps" else torch.float64
+        omega = rotary_frequencies(d, theta, "torch", dtype=angle_dtype, device=x.device)
+    else:
+        angle_dtype = xp.float64
+        omega = rotary_frequencies(d, theta, "numpy")
+    angles = xp.astype(pos, angle_dtype)[:, None] * omega[None, :]   # (n, d/2)
+    cos = xp.astype(xp.cos(angles), x.dtype)                         # (n, d/2)
+    sin = xp.astype(xp.sin(angles), x.dtype)                         # (n, d/2)
+
+    if interleaved:
+        a, b = x[..., 0::2], x[..., 1::2]                            # (..., n, d/2) each
+    else:
+        a, b = x[..., : d // 2], x[..., d // 2:]                     # (..., n, d/2) each
+    a_rot = a * cos - b * sin                                        # (..., n, d/2)
+    b_rot = a * sin + b * cos                                        # (..., n, d/2)
+    if interleaved:
+        pairs = xp.stack([a_rot, b_rot], axis=-1)                    # (..., n, d/2, 2)
+        return xp.reshape(pairs, shape(x))                           # (..., n, d): a0 b0 a1 b1 ...
+    return xp.concat([a_rot, b_rot], axis=-1)                        # (..., n, d): a0 a1 ... b0 b1 ...
