@@ -13,6 +13,8 @@ is :func:`rms_norm_backward` below.
 """
 from __future__ import annotations
 
+import numbers
+
 from array_api_compat import is_torch_array
 
 from ._backend import namespace, require_float, require_ndim, shape
@@ -26,7 +28,7 @@ def _check(func, x, gamma, eps, xp):
     if shape(gamma) != (d,):
         raise ValueError(f"{func}: x has shape {shape(x)}, so gamma must have shape ({d},); "
                          f"got {shape(gamma)}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps >= 0:
         raise ValueError(f"{func}: eps must be a number >= 0, got {eps!r}")
 
 
@@ -38,8 +40,8 @@ def _inverse_rms(xp, x, eps):
 def rms_norm(x, gamma, eps: float = 1e-6, *, fused: bool = False):
     """RMSNorm over the last axis: x / sqrt(mean(x^2) + eps) * gamma.
 
-    Shapes: x (..., d), gamma (d,); returns (..., d). eps=1e-6 is the value Llama-style
-    models use (torch.nn.RMSNorm's default, eps=None, means torch.finfo(dtype).eps instead).
+    Shapes: x (..., d), gamma (d,); returns (..., d). Models set their own eps (Llama 3's
+    configuration: 1e-5); torch.nn.RMSNorm's default, eps=None, means torch.finfo(dtype).eps.
 
     fused=True (torch tensors only) calls torch.nn.functional.rms_norm with the same eps,
     PyTorch's own kernel; the formula path and the fused path compute the same function

@@ -497,6 +497,7 @@ X = np.ones((3, 4))
 @pytest.mark.parametrize("call, error, words", [
     (lambda: rms_norm(X, np.ones(3)), ValueError, ["x has shape (3, 4)", "gamma must have shape (4,)", "(3,)"]),
     (lambda: rms_norm(X, np.ones(4), eps=-1.0), ValueError, ["eps must be a number >= 0", "-1.0"]),
+    (lambda: rms_norm(X, np.ones(4), eps="small"), ValueError, ["eps must be a number >= 0", "'small'"]),
     (lambda: rms_norm(X, np.ones(4), fused=True), TypeError, ["fused=True", "torch", "x is a ndarray"]),
     (lambda: rms_norm(X, torch.ones(4)), TypeError, ["x is a NumPy array", "gamma is a torch tensor"]),
     (lambda: rms_norm(np.ones((3, 4), dtype=int), np.ones(4)), TypeError, ["x must hold real floating-point"]),
