@@ -1,4 +1,4 @@
-"""Scaled dot-product attention and the masks that go with it (seeds 000-003).
+"""Scaled dot-product attention and the masks that go with it, derived in chapters 2 and 3.
 
     Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
 
@@ -6,7 +6,7 @@ Row-vector convention: each *row* of Q, K, V is one token's vector.
 
 Masks follow ``torch.nn.functional.scaled_dot_product_attention``: a boolean array,
 broadcastable to (..., n_q, n_k), **True where attending is allowed**. Masked scores are
-set to -inf *before* the softmax, so every row of weights still sums to 1 (seed 001's
+set to -inf *before* the softmax, so every row of weights still sums to 1 (the *Mathematical Formulation* note's
 "f(q, k_i) = 0 after the fact" would not).
 
 A fully masked row. If the mask allows a query no key at all, there is nothing to
@@ -58,7 +58,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, scale=None):
     may attend to key j. A row with no allowed key gives zero weights, a zero output and
     a :class:`FullyMaskedRowWarning`.
 
-    Source: seed 000 §1, seed 001 "Scaled Dot-Product Attention", seed 003 §3.2 and §5.
+    Derived in chapter 2 (Maganga (2024), §1; Métwalli and Elhefny, §3.2 and §5).
     """
     func = "scaled_dot_product_attention"
     xp = namespace(func, q=q, k=k, v=v, mask=mask)
@@ -104,7 +104,7 @@ def causal_mask(n: int, backend: str = "numpy", device=None):
     """The causal (look-ahead) mask: boolean (n, n), True on and below the diagonal.
 
     mask[i, j] = (j <= i): token i may attend to itself and to earlier tokens only.
-    Source: seed 001 "Masked self-attention", seed 003 §2.2 (decoder).
+    Derived in chapter 3 (Métwalli and Elhefny, §2.2: the decoder).
     """
     xp = backend_namespace("causal_mask", backend)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:

@@ -1,4 +1,4 @@
-"""Backward passes of every piece of the Transformer, derived by hand (chapter 8; seed 000 §7).
+"""Backward passes of every piece of the Transformer, derived by hand (chapter 8; Maganga (2024), §7).
 
 Each function here takes the inputs of a forward function of :mod:`helpers` and the
 gradient of a scalar loss L with respect to that function's output (written ``d_output``,
@@ -65,7 +65,7 @@ def softmax_backward(probs, d_probs, axis: int = -1):
     Formula: the Jacobian is dp_i/dx_j = p_i (delta_ij - p_j), so
     dL/dx = p * (dL/dp - sum_j (dL/dp)_j p_j), the sum taken along ``axis``.
     Shapes: probs and d_probs have the same shape; returns dL/dx of that shape.
-    Entries with p = 0 (masked scores) get gradient 0. Source: seed 001 (softmax), seed 000 §7.
+    Entries with p = 0 (masked scores) get gradient 0. Derived in chapter 8.
     """
     func = "softmax_backward"
     xp = namespace(func, probs=probs, d_probs=d_probs)
@@ -84,7 +84,7 @@ def scaled_dot_product_attention_backward(q, k, v, d_output, mask=None, scale=No
 
     Shapes: q (..., n_q, d_k), k (..., n_k, d_k), v (..., n_k, d_v),
     d_output (..., n_q, d_v); returns dq, dk, dv with the shapes of q, k, v (gradients of
-    broadcast batch axes are summed). Source: seed 000 §1, seed 003 §3.2.
+    broadcast batch axes are summed). Derived in chapter 8.
     """
     func = "scaled_dot_product_attention_backward"
     xp = namespace(func, q=q, k=k, v=v, d_output=d_output, mask=mask)
@@ -118,7 +118,7 @@ def multi_head_attention_backward(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, d_ou
     A bias gets the sum of its projection's gradient over all rows: db_q = sum dQ, ...
     Shapes: as :func:`helpers.multi_head_attention`; d_output (..., n_q, d_out).
     Returns a dict with keys "x_q", "x_kv", "w_q", "w_k", "w_v", "w_o" (and "b_q", ... for
-    each bias given), each of the shape of that argument. Source: seed 000 §1, seed 001 "Multi-Head Attention", seed 003 §3.3.
+    each bias given), each of the shape of that argument. Derived in chapter 8.
     """
     func = "multi_head_attention_backward"
     xp = namespace(func, x_q=x_q, x_kv=x_kv, w_q=w_q, w_k=w_k, w_v=w_v, w_o=w_o,
@@ -169,7 +169,7 @@ def layer_norm_backward(x, gamma, beta, d_output, eps: float = 1e-5):
         dgamma = sum over rows of d_output * x_hat,  dbeta = sum over rows of d_output.
     The two subtracted means are the paths through mu and through sigma.
     Shapes: x (..., d), gamma (d,), beta (d,), d_output (..., d); returns (..., d), (d,), (d,).
-    Source: seed 000 §4.
+    Derived in chapter 8.
     """
     func = "layer_norm_backward"
     xp = namespace(func, x=x, gamma=gamma, beta=beta, d_output=d_output)
@@ -192,7 +192,7 @@ def feed_forward_backward(x, w1, b1, w2, b2, d_output):
     dw1 = x^T da, db1 = sum of da over rows, dx = da w1^T.
     (ReLU's derivative at exactly 0 is taken as 0, as PyTorch does.)
     Shapes: as :func:`helpers.feed_forward`, d_output (..., d_out). Returns a dict with keys
-    "x", "w1", "b1", "w2", "b2". Source: seed 000 §3.
+    "x", "w1", "b1", "w2", "b2". Derived in chapter 8.
     """
     func = "feed_forward_backward"
     xp = namespace(func, x=x, w1=w1, b1=b1, w2=w2, b2=b2, d_output=d_output)
@@ -215,7 +215,7 @@ def cross_entropy_backward(logits, targets, *, ignore_index=None, label_smoothin
     Formula: with target distribution t = (1 - eps) onehot(target) + eps / V,
     dL/dz = (softmax(z) - t) / N at each counted position, 0 at ignored positions.
     Shapes: logits (..., V), targets (...) integers; returns (..., V).
-    Source: seed 000 §7 (L = -sum_i y_i log yhat_i).
+    Derived in chapter 8 (Maganga (2024), §7: L = -sum_i y_i log yhat_i).
     """
     func = "cross_entropy_backward"
     xp = namespace(func, logits=logits, targets=targets)

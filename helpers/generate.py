@@ -1,4 +1,5 @@
-"""Generation, token by token (seed 003 §2.3: "encode the input, then decode token by token").
+"""Generation, token by token, derived in chapter 11 (Métwalli and Elhefny, §2.3: "encode the
+input, then decode token by token").
 
 * :func:`greedy_decode` / :func:`greedy_translate`: the encoder-decoder reads the source
   once, then the decoder starts from <bos> and appends its most likely next token until

@@ -50,6 +50,14 @@ FFNS = L.FFNS
 POSITIONS = ("learned", "sinusoidal", "rotary")
 KERNELS = ("fused", "math")
 KINDS = ("decoder", "encoder-decoder")
+# Two configurations of the same model (chapter 12): the paper's block, and the modern one
+# that open models share since 2023 (pre-norm RMSNorm, SwiGLU, rotary positions, no biases).
+PRESETS = {
+    "paper": dict(norm="post", normalization="layer_norm", ffn="relu", positions="sinusoidal",
+                  bias=True, scale_embeddings=True, qk_norm=False, num_kv_heads=None),
+    "modern": dict(norm="pre", normalization="rms_norm", ffn="swiglu", d_ff=None, positions="rotary",
+                   bias=False, scale_embeddings=False),
+}
 POSITION_STD = 0.02    # learned position vectors start at this size
 
 

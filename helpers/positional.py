@@ -1,4 +1,5 @@
-"""Sinusoidal positional encoding (seeds 000 §2, 002, 003 §4; the paper's §3.5).
+"""Sinusoidal positional encoding, derived in chapter 5 (the paper's §3.5; Maganga (2024), §2;
+Métwalli and Elhefny, §4).
 
     PE[pos, 2i]   = sin(pos / 10000^(2i / d_model))
     PE[pos, 2i+1] = cos(pos / 10000^(2i / d_model))
@@ -47,7 +48,8 @@ def sinusoidal_positional_encoding(n_positions: int, d_model: int, backend: str 
     Formula: PE[pos, 2i] = sin(pos * omega_i), PE[pos, 2i+1] = cos(pos * omega_i),
     omega_i = 10000^(-2i/d_model). Even columns hold sines, odd columns cosines.
     dtype: NumPy default float64; torch default torch.get_default_dtype().
-    Source: seed 000 §2, seed 003 §4 (seed 002 describes it in words).
+    Derived in chapter 5 (Maganga (2024), §2; Métwalli and Elhefny, §4; Laurent describes it
+    in words).
     """
     _check_sizes("sinusoidal_positional_encoding", n_positions, d_model)
     xp = backend_namespace("sinusoidal_positional_encoding", backend)

@@ -1,4 +1,4 @@
-"""Softmax: turning scores into a probability distribution (seeds 001 and 003).
+"""Softmax: turning scores into a probability distribution, derived in chapter 2.
 
     softmax(x)_i = exp(x_i) / sum_j exp(x_j)
 
@@ -18,7 +18,8 @@ def softmax(x, axis: int = -1):
 
     Formula: softmax(x)_i = exp(x_i - m) / sum_j exp(x_j - m), m = max_j x_j.
     Shapes: any; the result has the shape of ``x``.
-    Source: seed 001 (f(q, k_i) = exp(a(q, k_i)) / sum_j exp(a(q, k_j))), seed 003 §5.4.
+    Derived in chapter 2 (the *Mathematical Formulation* note's f(q, k_i) =
+    exp(a(q, k_i)) / sum_j exp(a(q, k_j)); Métwalli and Elhefny, §5.4).
     A slice that is all ``-inf`` gives all zeros (not NaN).
     """
     xp = namespace("softmax", x=x)

@@ -1,6 +1,6 @@
-"""Tokenizers written from scratch: characters, and byte-pair encoding (seed 000 §6).
+"""Tokenizers written from scratch: characters, and byte-pair encoding (chapter 1).
 
-Seed 000 §6 says only that "input sequences are tokenized and converted to dense vectors
+Maganga (2024), §6, says only that "input sequences are tokenized and converted to dense vectors
 using an embedding matrix". A tokenizer is the first half of that sentence: a reversible
 map from text to a list of integers (token ids), each id < |V|, the vocabulary size.
 

@@ -38,7 +38,7 @@ EXIT_INTERRUPTED = 130    # 128 + SIGINT, the shell's convention for a run stopp
 
 # The options of the command line itself (not of the model or of the training).
 CLI_DEFAULTS = dict(task="shakespeare", data_path=None, data_dir=str(DATA_DIR), context=64,
-                    checkpoint=None, resume=False, overwrite=False, sample=300, prompt=None,
+                    preset=None, checkpoint=None, resume=False, overwrite=False, sample=300, prompt=None,
                     temperature=0.8, top_k=0, beam=1)
 
 _MODEL = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
@@ -141,6 +141,11 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     g.add_argument("--context", type=int, default=default(CLI_DEFAULTS["context"]),
                    help="tokens per training window (language models)")
     groups = {"model": p.add_argument_group("model"), "train": p.add_argument_group("optimization, evaluation, device")}
+    groups["model"].add_argument(
+        "--preset", choices=tuple(model_module.PRESETS), default=default(CLI_DEFAULTS["preset"]),
+        help="start from a whole configuration (model options given explicitly still apply): "
+             + "; ".join(f"{name}: " + ", ".join(f"{k}={v}" for k, v in values.items())
+                         for name, values in model_module.PRESETS.items()))
     for flag, where, name, text, extra in MODEL_OPTIONS + TRAIN_OPTIONS:
         value = (_MODEL if where == "model" else _TRAIN)[name]
         if isinstance(value, bool):
@@ -198,6 +203,8 @@ def configs_from_args(args, task, given=None, checkpoint_state=None):
     model_values, train_values = _split(values)
     train_values["checkpoint_path"] = args.checkpoint or f"checkpoints/{args.task}.pt"
     if checkpoint_state is None:
+        preset = model_module.PRESETS.get(values.get("preset")) or {}
+        model_values.update({k: v for k, v in preset.items() if k not in (given or {})})
         if model_values.get("d_ff") is None:
             model_values.pop("d_ff")
         if model_values.get("num_kv_heads") is None:

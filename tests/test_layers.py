@@ -116,7 +116,7 @@ def test_numpy_and_torch_backends_agree(norm, rng):
 
 
 def test_norm_none_is_seed_001_update(rng):
-    """Seed 001: Y = MultiHead(X), X^(l+1) = X + Y + FFN(X + Y), written out by hand here."""
+    """The *Mathematical Formulation* note: Y = MultiHead(X), X^(l+1) = X + Y + FFN(X + Y), written out by hand here."""
     p = L.init_layer_params(D, FF, rng=rng)
     x = rng.normal(size=(5, D))
     a = p["self_attn"]
