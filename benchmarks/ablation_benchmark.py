@@ -64,7 +64,7 @@ from helpers.trainer import TrainConfig, train  # noqa: E402
 def configurations(d_model: int, num_heads: int) -> list[tuple[str, dict]]:
     """(name, ModelConfig options) of every row, the paper's first."""
     paper = dict(PRESETS["paper"])
-    modern = dict(PRESETS["modern"])
+    modern = {**PRESETS["modern"], "d_ff": round(8 * d_model / 3)}   # the width the preset's d_ff=None gives
     alone = [
         ("pre-norm", dict(norm="pre")),
         ("RMSNorm", dict(normalization="rms_norm")),
@@ -232,6 +232,11 @@ def main(argv=None) -> int:
         f"{steps_reported[-1]} minus the paper's (negative = lower = better).")
     if len(seeds) > 1:
         say("spread: max - min of the final loss over the seeds.")
+    say("Rows (ModelConfig options that differ from the paper's row):")
+    paper_options = rows[0][1]
+    for name, options in rows[1:]:
+        changed = {k: v for k, v in options.items() if paper_options.get(k, "(default)") != v}
+        say(f"  {name:15} " + ", ".join(f"{k}={v}" for k, v in changed.items()))
     if noise_runs:
         all_paper = results["paper"] + noise_runs
         finals = [r["val"][steps_reported[-1]] for r in all_paper]
