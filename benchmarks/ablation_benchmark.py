@@ -24,9 +24,11 @@ the machine (CPU model, cores, torch version, threads, load), the budget, and a 
 parameters, validation loss at a few checkpoints and at the end, the difference from the
 paper's row at the end, and tokens/s.
 
-Losses are compared at equal *steps*: for a given machine, torch version and thread count
-they do not depend on how loaded the machine is. Tokens/s does (and the machine this was
-written on is shared), so read it as a rough ratio between rows, not as a speed.
+Losses are compared at equal *steps*, so how loaded the machine is does not enter them
+(with 2 threads they are still not bit-for-bit repeatable: on the machine this was written on,
+two runs of the same row differed by about 1e-5 after 100 steps and by up to 0.01 after 400 to
+1000 steps, about as much as two seeds). Tokens/s does depend on the load (and that machine
+is shared), so read it as a rough ratio between rows, not as a speed.
 With several seeds (--seeds 0,1) each loss is the mean over the seeds and the spread
 (max - min) is printed too: differences smaller than the spread are noise.
 
@@ -244,8 +246,10 @@ def main(argv=None) -> int:
             f"{', '.join(f'{v:.4f}' for v in finals)}: a spread of {max(finals) - min(finals):.4f} from the seed "
             "alone (one small sample of the noise; other rows may vary more). Differences between rows of "
             "about this size are not evidence of anything.")
-    say("Losses are measured at equal steps, so they do not depend on the machine's load; tokens/s does "
-        f"(load average at the end: {load_average()}).")
+    say("Losses are measured at equal steps, so the machine's load does not enter them (with several threads "
+        "they are not bit-for-bit repeatable: treat differences of the size of the noise above as noise); "
+        "tokens/s depends on the "
+        f"load (load average at the end: {load_average()}).")
     say(f"Total time: {time.perf_counter() - started:.0f} s.")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
