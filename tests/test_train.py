@@ -12,7 +12,7 @@ import torch
 
 import helpers
 from helpers.checkpoint import CheckpointError, load_checkpoint
-from helpers.data import CharCorpus, MarkovSource
+from helpers.data import TextCorpus, MarkovSource
 from helpers.model import ModelConfig, build_model
 from helpers.tasks import LanguageModelTask
 from helpers.train import CLI_DEFAULTS, build_parser, main
@@ -21,7 +21,7 @@ from helpers.trainer import TrainConfig, Trainer, learning_rate, make_optimizer,
 
 def tiny_task(context=16):
     source = MarkovSource()
-    return LanguageModelTask(CharCorpus(source.sample(6000, seed=0), vocab=source.vocab), context, "markov")
+    return LanguageModelTask(TextCorpus(source.sample(6000, seed=0), vocab=source.vocab), context, "markov")
 
 
 def tiny_model(task, seed=0, **kw):
@@ -333,3 +333,15 @@ def test_ctrl_c_exits_with_status_130_and_the_run_resumes(markov_cli):
     assert "interrupted at step 3: checkpoint saved" in done.stderr
     assert load_checkpoint(ckpt)["step"] == 3
     assert main(common + ["--steps", "6", "--resume"]) == 0
+
+
+def test_cli_byte_level_bpe_language_model(markov_cli, capsys):
+    common, ckpt, _ = markov_cli
+    assert main(common + ["--steps", "3", "--tokenizer", "bpe", "--bpe-vocab-size", "300",
+                          "--prompt", "Ünïcode"]) == 0          # bytes: any prompt can be encoded
+    state = load_checkpoint(ckpt)
+    assert state["model_config"]["vocab_size"] == 300
+    assert len(state["task"]["vocab"]) == 300 and state["task"]["vocab"][97] == "61"   # byte 'a'
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("Ünïcode")
+    assert main(common + ["--steps", "3", "--tokenizer", "bpe", "--task", "dates"]) == 2
+    assert "--tokenizer bpe is for the language-model tasks" in capsys.readouterr().err
