@@ -90,11 +90,13 @@ def test_early_stopping_and_time_limit():
 
 def test_schedule_by_time_plans_the_decay_to_end_at_the_time_limit():
     task = tiny_task()
-    result = train(tiny_model(task), task, quiet(steps=100_000, max_seconds=1.0, schedule_by_time=True,
-                                                 min_lr=1e-5, log_every=1))
-    lrs = result.history.lr
-    # planned over 100,000 steps the rate would still be at its peak; planned by time it has decayed
-    assert result.step < 100_000 and lrs[-1] < 0.5 * max(lrs)
+    config = quiet(steps=100_000, max_seconds=10.0, schedule_by_time=True, warmup_steps=3, min_lr=1e-5)
+    trainer = Trainer(tiny_model(task), task, config)
+    assert trainer._planned_steps() is None                  # before any step: plan by steps
+    trainer.step_count, trainer.wall = 50, 5.0               # half the time gone after 50 steps
+    assert trainer._planned_steps() == 100                   # so about 100 steps fit in 10 s
+    assert learning_rate(100, config, 16, trainer._planned_steps()) == pytest.approx(1e-5)
+    assert learning_rate(100, config, 16) > 0.99 * config.lr   # planned over 100,000 steps: still at the peak
 
 
 def _state(model):
