@@ -298,6 +298,9 @@ class Trainer:
         torch.manual_seed(config.seed + self.rank)
         self.sampler = task.sampler(config.batch_size, seed=config.seed + self.rank)
         eval_data = task.eval_batches("val", config.batch_size, config.eval_batches, seed=config.seed + 1)
+        if len(eval_data) < self.world_size:
+            raise ValueError(f"eval_batches gives {len(eval_data)} validation batches, fewer than the "
+                             f"{self.world_size} processes that share them out: use at least {self.world_size}")
         self.eval_data = eval_data[self.rank::self.world_size]
         self.history = History()
         self.step_count, self.elapsed, self.wall = 0, 0.0, 0.0
