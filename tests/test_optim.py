@@ -88,3 +88,82 @@ def test_bad_input_is_named():
         optim.adam_step(z, torch.zeros(3, dtype=torch.float64), z, z, 1, 0.1)
     with pytest.raises(ValueError, match="beta2 must be"):
         optim.adam_step(z, z, z, z, 1, 0.1, beta2=1.5)
+
+
+# ---------------------------------------------------------------- clip_grad_norm
+
+
+def torch_clip(grads, max_norm):
+    """torch.nn.utils.clip_grad_norm_ on parameters holding ``grads``: (clipped, total norm)."""
+    params = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = torch.tensor(g)
+    total = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    return [p.grad.numpy() for p in params], float(total)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), count=st.integers(1, 4), scale=st.sampled_from([1e-3, 1.0, 50.0]),
+       max_norm=st.sampled_from([1e-2, 0.5, 1.0, 10.0]), backend=st.sampled_from(["numpy", "torch"]))
+def test_clip_grad_norm_equals_torch(seed, count, scale, max_norm, backend):
+    rng = np.random.default_rng(seed)
+    grads = [scale * rng.normal(size=tuple(rng.integers(1, 5, size=rng.integers(1, 4)))) for _ in range(count)]
+    expected, expected_norm = torch_clip(grads, max_norm)
+    wrap = np.asarray if backend == "numpy" else torch.tensor
+    originals = [g.copy() for g in grads]
+    inputs = [wrap(g) for g in grads]
+    clipped, total = optim.clip_grad_norm(inputs, max_norm)
+    assert isinstance(clipped, list) and len(clipped) == count
+    assert float(total) == pytest.approx(expected_norm, rel=1e-14)
+    for c, e, i, o in zip(clipped, expected, inputs, originals):
+        assert type(c) is type(i) and tuple(c.shape) == o.shape
+        np.testing.assert_allclose(np.asarray(c), e, rtol=1e-14, atol=0)
+        np.testing.assert_array_equal(np.asarray(i), o)        # pure: the inputs are unchanged
+
+
+def test_clip_grad_norm_by_hand():
+    # two arrays, (3, 4) and (12,): the global norm is sqrt(9 + 16 + 144) = 13, not 5 or 12
+    grads = [np.array([3.0, 4.0]), np.array([12.0])]
+    clipped, total = optim.clip_grad_norm(grads, 6.5)
+    assert float(total) == 13.0
+    factor = 6.5 / (13.0 + 1e-6)                    # torch's formula, eps = 1e-6 in the divisor
+    np.testing.assert_allclose(clipped[0], [3.0 * factor, 4.0 * factor], rtol=1e-15)
+    np.testing.assert_allclose(clipped[1], [12.0 * factor], rtol=1e-15)
+    # below the threshold nothing changes; exactly at it, eps scales by c / (c + eps) < 1, as torch does
+    same, _ = optim.clip_grad_norm(grads, 20.0)
+    np.testing.assert_array_equal(same[0], grads[0])
+    at, _ = optim.clip_grad_norm(grads, 13.0)
+    assert at[1][0] == pytest.approx(12.0 * 13.0 / (13.0 + 1e-6), rel=1e-15) and at[1][0] < 12.0
+    torch_at, _ = torch_clip(grads, 13.0)
+    np.testing.assert_allclose(at[1], torch_at[1], rtol=1e-15)
+    # eps = 0: the clipped norm is exactly max_norm and the direction is kept
+    exact, _ = optim.clip_grad_norm(grads, 6.5, eps=0.0)
+    flat = np.concatenate(exact)
+    assert np.linalg.norm(flat) == pytest.approx(6.5, rel=1e-15)
+    np.testing.assert_allclose(flat / np.linalg.norm(flat), np.array([3.0, 4.0, 12.0]) / 13.0, rtol=1e-15)
+
+
+def test_clip_grad_norm_keeps_float32():
+    g = [torch.ones(3, dtype=torch.float32) * 4, torch.zeros(2, dtype=torch.float32)]
+    clipped, total = optim.clip_grad_norm(g, 1.0)
+    assert clipped[0].dtype == torch.float32 and total.dtype == torch.float32 and total.shape == ()
+    assert float(total) == pytest.approx(4 * 3 ** 0.5, rel=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(np.concatenate([c.numpy() for c in clipped])), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: optim.clip_grad_norm(np.ones(3), 1.0), TypeError, "grads must be a list or tuple"),
+    (lambda: optim.clip_grad_norm([], 1.0), ValueError, "at least one array"),
+    (lambda: optim.clip_grad_norm([np.ones(2), torch.ones(2)], 1.0), TypeError, "mix NumPy and torch"),
+    (lambda: optim.clip_grad_norm([np.ones(2), [1.0, 2.0]], 1.0), TypeError, "grads[1] must be a NumPy array"),
+    (lambda: optim.clip_grad_norm([np.arange(3)], 1.0), TypeError, "grads[0] must hold real floating"),
+    (lambda: optim.clip_grad_norm([np.ones(2), np.ones(2, dtype=np.float32)], 1.0), TypeError, "one dtype"),
+    (lambda: optim.clip_grad_norm([np.ones(2)], 0.0), ValueError, "max_norm must be a number > 0.0"),
+    (lambda: optim.clip_grad_norm([np.ones(2)], -1.0), ValueError, "got -1.0"),
+    (lambda: optim.clip_grad_norm([np.ones(2)], True), ValueError, "max_norm"),
+    (lambda: optim.clip_grad_norm([np.ones(2)], 1.0, eps=-1e-6), ValueError, "eps must be a number >= 0"),
+])
+def test_clip_grad_norm_refuses_bad_input_by_name(call, error, words):
+    with pytest.raises(error, match="clip_grad_norm: ") as info:
+        call()
+    assert words in str(info.value)
