@@ -16,7 +16,7 @@ from ._common import as_array, not_attempted
 # Exercise 1 and 2: ViT-B/16 on ImageNet-sized images (the ViT paper's base model).
 EXERCISE_1 = dict(image_size=224, channels=3, patch_size=16)
 EXERCISE_2 = dict(image_size=224, channels=3, patch_size=16, d_model=768)
-# Exercise 5: a SQuAD-sized context and the answer length BERT's code allows by default.
+# Exercise 5: a context of a few sentences and a cap on the answer length.
 EXERCISE_5 = dict(n=120, max_length=15)
 
 
