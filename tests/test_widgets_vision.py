@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from helpers.vision import VisionConfig, VisionTransformer
-from helpers.widgets.vision import (CaptionSearchExplorer, PatchAttentionExplorer, cls_attention_maps,
-                                    rank_images, upsample)
+from helpers.widgets.vision import (ATTENTION_COLORMAP, CaptionSearchExplorer, PatchAttentionExplorer,
+                                    cls_attention_maps, rank_images, upsample)
 
 
 @pytest.fixture
@@ -37,6 +37,10 @@ def test_upsample_paints_each_patch_on_its_pixels():
     big = upsample(np.array([[1.0, 2.0], [3.0, 4.0]]), 3)
     assert big.shape == (6, 6)
     assert (big[:3, :3] == 1).all() and (big[:3, 3:] == 2).all() and (big[3:, :3] == 3).all() and (big[3:, 3:] == 4).all()
+
+
+def test_zero_weight_is_transparent_and_the_largest_is_not():
+    assert ATTENTION_COLORMAP(0.0)[3] == 0.0 and ATTENTION_COLORMAP(1.0)[3] > 0.8
 
 
 def test_the_sliders_pick_image_layer_and_head(attention_setting):

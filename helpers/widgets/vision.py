@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 import numpy as np
+from matplotlib.colors import ListedColormap
 
 from .explorer import Explorer
 
@@ -39,14 +40,33 @@ def upsample(patch_map: np.ndarray, p: int) -> np.ndarray:
     return np.kron(np.asarray(patch_map), np.ones((p, p)))
 
 
+# Red whose opacity grows with the value: weight 0 is fully transparent, so the digit shows through.
+ATTENTION_COLORMAP = ListedColormap(np.column_stack([np.tile([0.85, 0.1, 0.05], (256, 1)),
+                                                     np.linspace(0.0, 0.85, 256)]), name="attention")
+
+
+def draw_attention_on_image(ax, image, patch_map, p: int, vmax: float):
+    """Draw ``image`` (H, W) in grey (ink at most mid-grey) and the (grid, grid) ``patch_map`` on
+    top in red, opaque in proportion to the weight; white lines mark the patches. Returns the
+    overlay's AxesImage (``ax.images[1]``, whose array is :func:`upsample` (patch_map, p))."""
+    ax.imshow(image, cmap="gray_r", vmin=0.0, vmax=1.6)
+    shown = ax.imshow(upsample(patch_map, p), cmap=ATTENTION_COLORMAP, vmin=0.0, vmax=vmax)
+    for k in range(1, np.asarray(patch_map).shape[0]):                    # patch borders
+        ax.axhline(k * p - 0.5, color="white", linewidth=0.6)
+        ax.axvline(k * p - 0.5, color="white", linewidth=0.6)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return shown
+
+
 class PatchAttentionExplorer(Explorer):
     """Sliders for the image, the layer and the head.
 
     ``images`` (n, H, W), ``weights`` (n, layers, heads, 1 + N, 1 + N), ``labels`` and
     ``predictions`` (n,) integers, ``patch_size`` p. ``figure.axes[0]`` shows the chosen
     image (``images[0]``) with the chosen head's map laid over it (``images[1]``, the map
-    upsampled to pixels); the next ``heads`` axes show every head of the chosen layer the
-    same way; the last axis is the colorbar.
+    upsampled to pixels, :func:`draw_attention_on_image`); the next ``heads`` axes show every
+    head of the chosen layer the same way, in order; the last axis is the colorbar.
     """
 
     figsize = (9.0, 3.6)
@@ -69,31 +89,20 @@ class PatchAttentionExplorer(Explorer):
             "head": widgets.IntSlider(value=head, min=0, max=heads - 1, description="head"),
         })
 
-    def _overlay(self, ax, image, patch_map, vmax):
-        ax.imshow(image, cmap="gray_r", vmin=0.0, vmax=1.0)
-        shown = ax.imshow(upsample(patch_map, self.patch_size), cmap="magma", alpha=0.6,
-                          vmin=0.0, vmax=vmax)
-        grid = patch_map.shape[0]
-        for k in range(1, grid):                                          # patch borders
-            ax.axhline(k * self.patch_size - 0.5, color="white", linewidth=0.5)
-            ax.axvline(k * self.patch_size - 0.5, color="white", linewidth=0.5)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        return shown
-
     def draw(self, fig, image, layer, head):
         maps = self.maps[image, layer]                                    # (heads, grid, grid)
         vmax = float(maps.max())
         heads = maps.shape[0]
-        grid = fig.add_gridspec(2, 2 + (heads + 1) // 2, width_ratios=[2, 2] + [1] * ((heads + 1) // 2))
+        cols = (heads + 1) // 2
+        grid = fig.add_gridspec(2, 2 + cols, width_ratios=[2, 2] + [1] * cols)
         big = fig.add_subplot(grid[:, :2])
-        shown = self._overlay(big, self.images[image], maps[head], vmax)
+        shown = draw_attention_on_image(big, self.images[image], maps[head], self.patch_size, vmax)
         big.set_title(f"image {image}: digit {self.labels[image]}, predicted {self.predictions[image]}\n"
                       f"layer {layer}, head {head}: [CLS] attention over the patches", fontsize=9)
         for h in range(heads):
-            r, c = h % 2, 2 + h // 2
-            ax = fig.add_subplot(grid[r, c])
-            self._overlay(ax, self.images[image], maps[h], vmax)
+            r, c = divmod(h, cols)
+            ax = fig.add_subplot(grid[r, 2 + c])
+            draw_attention_on_image(ax, self.images[image], maps[h], self.patch_size, vmax)
             ax.set_title(f"head {h}", fontsize=8, color="tab:red" if h == head else "black")
         fig.colorbar(shown, ax=big, shrink=0.8, label="weight from [CLS] to the patch")
 
