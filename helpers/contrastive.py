@@ -22,8 +22,9 @@ image paired with a caption such as "a handwritten seven" or "the digit 7".
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass
 
+import array_api_compat
 import numpy as np
 import torch
 from torch import nn
@@ -44,7 +45,8 @@ def normalize_rows(x, eps: float = 1e-12):
     xp = namespace("normalize_rows", x=x)
     require_float("normalize_rows", "x", x, xp)
     norm = xp.sqrt(xp.sum(x * x, axis=-1, keepdims=True))                 # (..., 1)
-    return x / xp.maximum(norm, xp.asarray(eps, dtype=x.dtype))
+    floor = xp.asarray(eps, dtype=x.dtype, device=array_api_compat.device(x))
+    return x / xp.maximum(norm, floor)
 
 
 def _check_scale(func, logit_scale):
@@ -91,7 +93,6 @@ def symmetric_cross_entropy(logits, *, fused: bool = False):
     if len(logits.shape) != 2 or logits.shape[0] != logits.shape[1]:
         raise ValueError(f"{func}: logits must be a square (N, N) matrix (pair i matches pair i), "
                          f"got shape {shape(logits)}")
-    import array_api_compat
     targets = xp.arange(logits.shape[0], device=array_api_compat.device(logits))   # (N,): the diagonal
     image_to_text = cross_entropy(logits, targets, fused=fused)                    # rows
     text_to_image = cross_entropy(xp.permute_dims(logits, (1, 0)), targets, fused=fused)  # columns
@@ -222,8 +223,9 @@ class TextEncoder(nn.Module):
     def forward(self, tokens):
         c = self.config
         if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2 or torch.is_floating_point(tokens):
-            raise TypeError(f"TextEncoder: tokens must be an integer tensor (B, n), got "
-                            f"{getattr(tokens, 'dtype', type(tokens).__name__)} of shape {getattr(tokens, 'shape', None)}")
+            got = getattr(tokens, "dtype", type(tokens).__name__)
+            raise TypeError(f"TextEncoder: tokens must be an integer tensor (B, n), got {got} "
+                            f"of shape {getattr(tokens, 'shape', None)}")
         real = tokens != 0                                                 # (B, n)
         x = self.positions(self.embed(tokens))                             # (B, n, d)
         x = L.dropout(x, c.dropout if self.training else 0.0)

@@ -178,3 +178,11 @@ def test_a_few_training_steps_lower_the_loss_and_the_model_is_two_encoders():
     assert result.history.val_loss[-1] < result.history.val_loss[0] < math.log(10) + 1.0
     with pytest.raises(ValueError, match="num_classes=None"):
         ContrastiveConfig(VisionConfig(), config.text)
+
+
+def test_the_text_encoder_refuses_float_tokens():
+    encoder = TextEncoder(TextConfig(vocab_size=10, d_model=8, num_heads=2, num_layers=1))
+    with pytest.raises(TypeError, match="integer tensor"):
+        encoder(torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="num_heads=3 must divide d_model=8"):
+        TextConfig(vocab_size=10, d_model=8, num_heads=3)

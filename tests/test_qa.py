@@ -144,3 +144,14 @@ def test_training_lowers_the_loss_and_predictions_stay_in_the_context():
     allowed = context_mask(tokens, task.sep_id)
     assert (start <= end).all() and (end - start < 5).all()
     assert allowed[torch.arange(64), start].all() and allowed[torch.arange(64), end].all()
+
+
+def test_the_span_model_and_its_config_refuse_bad_input():
+    task = SpanQATask(sizes={"train": 8, "val": 8, "test": 8})
+    model = SpanQAModel(task.model_config(d_model=16, num_heads=2, num_layers=1))
+    with pytest.raises(TypeError, match="integer tensor"):
+        model(torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="positions must be 'learned' or 'rotary'"):
+        task.model_config(positions="sinusoidal")
+    with pytest.raises(ValueError, match="min_facts"):
+        FactQA(3, 2)
