@@ -22,7 +22,7 @@ image paired with a caption such as "a handwritten seven" or "the digit 7".
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import array_api_compat
 import numpy as np
@@ -32,7 +32,7 @@ from torch import nn
 from . import layers as L
 from ._backend import namespace, require_float, shape
 from .loss import cross_entropy
-from .model import Embedding, LayerParameters, NormParameters, Positions
+from .model import Embedding, LayerParameters, NormParameters, Positions, StoredConfig
 from .tokenizers import CharTokenizer
 from .vision import DIGIT_NAMES, VisionConfig, VisionTransformer
 
@@ -166,7 +166,7 @@ def encode_captions(tokenizer: CharTokenizer, captions, length: int) -> torch.Te
 
 
 @dataclass
-class TextConfig:
+class TextConfig(StoredConfig):
     """A small character Transformer over captions (chapter 7's encoder, pre-norm).
 
     vocab_size (pad id 0), max_len (characters), d_model, num_heads, num_layers, d_ff (default
@@ -265,7 +265,15 @@ class ContrastiveConfig:
         return self.image.kernels
 
     def to_dict(self) -> dict:
-        return {"image": self.image.to_dict(), "text": asdict(self.text), "embed_dim": self.embed_dim}
+        return {"image": self.image.to_dict(), "text": self.text.to_dict(), "embed_dim": self.embed_dim}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ContrastiveConfig":
+        unknown = sorted(set(values) - {"image", "text", "embed_dim"})
+        if unknown:
+            raise ValueError(f"ContrastiveConfig: unknown fields {unknown}")
+        return cls(VisionConfig.from_dict(values["image"]), TextConfig.from_dict(values["text"]),
+                   values.get("embed_dim", 64))
 
 
 class ContrastiveModel(nn.Module):

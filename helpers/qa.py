@@ -20,7 +20,7 @@ questions about them), :class:`SpanQAModel` is a thin torch shell over
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import array_api_compat
 import numpy as np
@@ -31,7 +31,7 @@ from . import layers as L
 from ._backend import namespace, require_float, shape
 from .data import PairBatches
 from .loss import cross_entropy
-from .model import Embedding, LayerParameters, NormParameters, Positions, initial_value
+from .model import Embedding, LayerParameters, NormParameters, Positions, StoredConfig, initial_value
 
 # --------------------------------------------------------------------------- the formulas
 
@@ -206,7 +206,7 @@ def context_mask(tokens, sep_id: int, pad_id: int = 0):
 
 
 @dataclass
-class QAConfig:
+class QAConfig(StoredConfig):
     """The encoder that reads "[CLS] question [SEP] context" (pre-norm, as the other models
     of chapter 13), and the span head. Names as in :class:`helpers.model.ModelConfig`."""
 
@@ -244,9 +244,6 @@ class QAConfig:
         return L.LayerOptions(normalization=self.normalization, ffn=self.ffn, bias=self.bias,
                               rotary_theta=10000.0 if self.positions == "rotary" else None,
                               fused=self.kernels == "fused", dropout=self.dropout if training else 0.0)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class SpanQAModel(nn.Module):

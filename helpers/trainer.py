@@ -398,7 +398,7 @@ class Trainer:
     def resume(self, path):
         """Continue from a checkpoint: the model's config and the task must match, and the
         number of processes too (each rank takes back its own sampler and random state)."""
-        state = load_checkpoint(path)
+        state = load_checkpoint(path, config_class=type(self.model_config))
         check_compatible(state, self.model_config, self.task.describe(), path)
         if len(state["ranks"]) != self.world_size:
             raise CheckpointError(f"{path} was written by {len(state['ranks'])} process(es); resume it "

@@ -25,7 +25,7 @@ images of 8 x 8 pixels, split into train, validation and test sets by a fixed se
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -36,7 +36,7 @@ import helpers
 from . import layers as L
 from ._backend import backend_namespace, namespace, require_float, shape
 from .data import PairBatches
-from .model import LayerParameters, NormParameters, Positions, initial_value, output_std
+from .model import LayerParameters, NormParameters, Positions, StoredConfig, initial_value, output_std
 from .positional import sinusoidal_positional_encoding
 
 # --------------------------------------------------------------------------- the formulas
@@ -241,7 +241,7 @@ VISION_POSITIONS = ("learned", "sinusoidal")
 
 
 @dataclass
-class VisionConfig:
+class VisionConfig(StoredConfig):
     """Everything that fixes a Vision Transformer's shape (helpers.model.ModelConfig's names).
 
     image_size: the side of the square images (pixels); patch_size p (divides it);
@@ -316,15 +316,6 @@ class VisionConfig:
         return L.LayerOptions(normalization=self.normalization, ffn=self.ffn, bias=self.bias,
                               fused=self.kernels == "fused", dropout=self.dropout if training else 0.0)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "VisionConfig":
-        unknown = sorted(set(values) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"VisionConfig: unknown fields {unknown}")
-        return cls(**values)
 
 
 class VisionTransformer(nn.Module):

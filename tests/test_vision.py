@@ -315,3 +315,25 @@ def test_the_trainer_trains_it_deterministically(tmp_path):
     assert saved["model_config"] == small_config().to_dict() and saved["task"]["kind"] == "classification"
     predictions = predict(runs[0].model, splits["test"][0])
     assert predictions.shape == (200,) and predictions.dtype == torch.int64
+
+
+def test_an_interrupted_vision_run_resumes_to_the_same_weights(tmp_path):
+    # chapter 13's models have their own configuration class; the checkpoint reads it back
+    from helpers.trainer import TrainConfig, Trainer, train
+    from helpers.vision import ImageClassificationTask, VisionConfig, VisionTransformer, load_digits_split
+    task = ImageClassificationTask(load_digits_split(), num_classes=10)
+    config = TrainConfig(steps=6, batch_size=8, warmup_steps=2, eval_every=3, eval_batches=1, progress=False,
+                         device="cpu", checkpoint_every=0, checkpoint_path=str(tmp_path / "vit.pt"))
+
+    def model():
+        torch.manual_seed(0)
+        return VisionTransformer(VisionConfig(d_model=16, num_heads=2, num_layers=1, d_ff=32))
+
+    full = train(model(), task, config)
+    trainer = Trainer(model(), task, config)
+    for _ in range(3):
+        trainer.step()
+    trainer.save()
+    resumed = train(model(), task, config, resume=tmp_path / "vit.pt")
+    for a, b in zip(full.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
