@@ -10,7 +10,12 @@ input's device and dtype and autograd can differentiate through it.
 """
 from __future__ import annotations
 
+import math
+import numbers
+import operator
+
 import array_api_compat
+import numpy as np
 from array_api_compat import is_numpy_array, is_torch_array
 
 BACKENDS = ("numpy", "torch")
@@ -95,3 +100,168 @@ def broadcast_shapes(func: str, described: str, *shapes: tuple) -> tuple:
             raise ValueError(f"{func}: {described} do not broadcast: shapes {', '.join(map(str, shapes))}")
         out.append(sizes.pop() if sizes else 1)
     return tuple(out)
+
+
+# ----------------------------------------------------------------------------- bad input
+# Every check below raises a ValueError or TypeError whose message names the function, the
+# argument, what it got and what is allowed, so that bad input never reaches a library
+# call that would fail with a message naming none of them (or, worse, not fail at all).
+
+def _is_bool(value) -> bool:
+    dtype = getattr(value, "dtype", None)
+    return isinstance(value, bool) or (dtype is not None and str(dtype) in ("bool", "torch.bool"))
+
+
+def as_int(func: str, name: str, value, low: int = 0, allowed: str | None = None) -> int:
+    """``value`` as a Python int: a Python or NumPy integer, or a 0-d integer array/tensor.
+
+    Anything else is refused with a ValueError, as every scalar option of helpers is:
+    bools (True is not a count), floats (2.0 and 2.5 alike: a count is never rounded),
+    strings, and values below ``low``. ``allowed`` words what is allowed (default "an
+    integer >= low")."""
+    allowed = allowed or ("a positive integer" if low == 1 else f"an integer >= {low}")
+    if not _is_bool(value):
+        try:
+            number = operator.index(value)
+        except TypeError:
+            number = None
+        if number is not None:
+            if number < low:
+                raise ValueError(f"{func}: {name} must be {allowed}, got {number}")
+            return number
+    raise ValueError(f"{func}: {name} must be {allowed}, got {type(value).__name__} {value!r}")
+
+
+def as_real(func: str, name: str, value, low: float | None = None, high: float | None = None,
+            *, low_open: bool = False, high_open: bool = False, allowed: str | None = None) -> float:
+    """``value`` as a Python float: a real, finite number in [low, high] (ends open on request).
+
+    Anything else is refused with a ValueError (the codebase's convention for a scalar
+    option: eps="small" is a wrong value, like eps=-1): bools, strings, complex numbers,
+    arrays, NaN, inf, and numbers outside the range."""
+    if allowed is None:
+        parts = []
+        if low is not None:
+            parts.append(f"{'>' if low_open else '>='} {low:g}")
+        if high is not None:
+            parts.append(f"{'<' if high_open else '<='} {high:g}")
+        allowed = "a number " + " and ".join(parts) if parts else "a finite number"
+    if _is_bool(value) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{func}: {name} must be {allowed}, got {type(value).__name__} {value!r}")
+    number = float(value)
+    if not (math.isfinite(number)
+            and (low is None or (number > low if low_open else number >= low))
+            and (high is None or (number < high if high_open else number <= high))):
+        raise ValueError(f"{func}: {name} must be {allowed}, got {value!r}")
+    return number
+
+
+def require_flag(func: str, name: str, value, meaning: str = "") -> bool:
+    """``value`` must be True or False (a string such as "no" is truthy: refuse it)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{func}: {name} must be True or False{meaning}, "
+                        f"got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def check_axis(func: str, name: str, axis, ndim: int) -> int:
+    """An axis of an array with ``ndim`` axes, as a non-negative int (negative counts from the end)."""
+    allowed = f"an integer from {-ndim} to {ndim - 1} (x has {ndim} axis{'es' if ndim > 1 else ''})"
+    if ndim == 0:
+        raise ValueError(f"{func}: x is 0-dimensional (a single number); it needs at least one "
+                         f"axis for {name}={axis!r} to run along")
+    axis = as_int(func, name, axis, -ndim, allowed)
+    if axis >= ndim:
+        raise ValueError(f"{func}: {name} must be {allowed}, got {axis}")
+    return axis % ndim
+
+
+def has_values(a) -> bool:
+    """False for torch tensors on the meta device: they have shapes and dtypes but no values,
+    so checks that read values (ranges of indices, fully masked rows) are skipped for them."""
+    return not (is_torch_array(a) and a.device.type == "meta")
+
+
+def formula_namespace(func: str, **arrays):
+    """:func:`namespace`, plus two checks for torch tensors that torch would otherwise fail
+    with a message naming no argument: every tensor on one device, and every floating-point
+    tensor of one dtype (outside ``torch.autocast``, where torch itself refuses
+    float32 @ float64; inside it, torch casts and so do we, by the array API's promotion).
+    NumPy arrays of different float dtypes promote, as NumPy does (float32 with float64
+    gives float64)."""
+    xp = namespace(func, **arrays)
+    given = {n: a for n, a in arrays.items() if a is not None}
+    if not given or not is_torch_array(next(iter(given.values()))):
+        return xp
+    devices = {n: a.device for n, a in given.items()}
+    if len(set(devices.values())) > 1:
+        described = ", ".join(f"{n} on {d}" for n, d in devices.items())
+        raise ValueError(f"{func}: the tensors are on different devices ({described}); "
+                         "move them to one device")
+    floats = {n: a.dtype for n, a in given.items() if a.dtype.is_floating_point}
+    if len(set(floats.values())) > 1:
+        import torch
+        device_type = next(iter(devices.values())).type
+        if not torch.is_autocast_enabled(device_type):
+            described = ", ".join(f"{n} is {str(d).replace('torch.', '')}" for n, d in floats.items())
+            raise TypeError(f"{func}: the floating-point tensors must share one dtype ({described}); "
+                            "convert them with .to(dtype), or run inside torch.autocast")
+    return xp
+
+
+def is_half(dtype) -> bool:
+    """True for float16 and bfloat16 (NumPy or torch dtypes)."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = str(dtype).replace("torch.", "")
+    return name in ("float16", "bfloat16")
+
+
+def compute_dtype(xp, *arrays):
+    """The dtype a reduction is computed in: the arrays' common float dtype, or float32 when
+    that is float16 or bfloat16 (as torch's own kernels do: a sum or a mean of many half
+    numbers in half precision loses digits, and squares of numbers above 256 overflow
+    float16). Returns (compute dtype, result dtype)."""
+    result = xp.result_type(*arrays) if len(arrays) > 1 else arrays[0].dtype
+    return (xp.float32 if is_half(result) else result), result
+
+
+def creation_options(func: str, backend: str, dtype=None, device=None, *, floating: bool = True):
+    """Check the ``backend``, ``dtype`` and ``device`` of a function that builds an array from
+    nothing; returns (xp, dtype, kwargs) with dtype the resolved result dtype (NumPy default
+    float64, torch default torch.get_default_dtype()) and kwargs {"device": ...} or {}."""
+    xp = backend_namespace(func, backend)
+    if backend == "numpy":
+        if device is not None and device != "cpu":
+            raise ValueError(f"{func}: device must be None or 'cpu' for backend='numpy' "
+                             f"(NumPy arrays live in the computer's memory), got {device!r}")
+        if floating:
+            if dtype is None:
+                dtype = np.float64
+            else:
+                try:
+                    resolved = np.dtype(dtype)
+                except TypeError:
+                    resolved = None
+                if resolved is None or resolved.kind != "f":
+                    raise TypeError(f"{func}: dtype must be a NumPy floating-point dtype (np.float16, "
+                                    f"np.float32, np.float64) for backend='numpy', got {dtype!r}")
+                dtype = resolved.type
+        return xp, dtype, {}
+    import torch
+    if floating:
+        if dtype is None:
+            dtype = torch.get_default_dtype()
+        elif not isinstance(dtype, torch.dtype) or not dtype.is_floating_point or dtype.is_complex:
+            raise TypeError(f"{func}: dtype must be a torch floating-point dtype (torch.float16, "
+                            f"torch.bfloat16, torch.float32, torch.float64) for backend='torch', "
+                            f"got {dtype!r}")
+    if device is None:
+        return xp, dtype, {}
+    try:
+        resolved_device = torch.device(device)
+        torch.empty(0, device=resolved_device)
+    except (RuntimeError, TypeError, AssertionError, ValueError) as err:
+        raise ValueError(f"{func}: device {device!r} cannot hold a torch tensor here ({err})") from None
+    return xp, dtype, {"device": resolved_device}
