@@ -182,13 +182,17 @@ def has_values(a) -> bool:
     return not (is_torch_array(a) and a.device.type == "meta")
 
 
-def formula_namespace(func: str, **arrays):
-    """:func:`namespace`, plus two checks for torch tensors that torch would otherwise fail
+def formula_namespace(func: str, optional: tuple = (), **arrays):
+    """:func:`namespace`, plus a check that every array not named in ``optional`` is given
+    (not None), and two checks for torch tensors that torch would otherwise fail
     with a message naming no argument: every tensor on one device, and every floating-point
     tensor of one dtype (outside ``torch.autocast``, where torch itself refuses
     float32 @ float64; inside it, torch casts and so do we, by the array API's promotion).
     NumPy arrays of different float dtypes promote, as NumPy does (float32 with float64
     gives float64)."""
+    for name, value in arrays.items():
+        if value is None and name not in optional:
+            raise TypeError(f"{func}: {name} must be a NumPy array or a torch tensor, got None")
     xp = namespace(func, **arrays)
     given = {n: a for n, a in arrays.items() if a is not None}
     if not given or not is_torch_array(next(iter(given.values()))):

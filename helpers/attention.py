@@ -76,7 +76,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, scale=None):
     Derived in chapter 2 (Maganga (2024), §1; Métwalli and Elhefny, §3.2 and §5).
     """
     func = "scaled_dot_product_attention"
-    xp = formula_namespace(func, q=q, k=k, v=v, mask=mask)
+    xp = formula_namespace(func, ("mask",), q=q, k=k, v=v, mask=mask)
     batch = check_qkv_shapes(func, q, k, v, scale)
     for name, a in (("q", q), ("k", k), ("v", v)):
         require_float(func, name, a, xp)
@@ -84,16 +84,18 @@ def scaled_dot_product_attention(q, k, v, mask=None, scale=None):
     scale = 1.0 / math.sqrt(d_k) if scale is None else as_real(func, "scale", scale)
     scores = xp.matmul(q, xp.matrix_transpose(k)) * scale
     if mask is not None:
-        check_mask(func, mask, xp, batch + (n_q, n_k))
+        mask = check_mask(func, mask, xp, batch + (n_q, n_k))
         scores = xp.where(mask, scores, xp.full_like(scores, -math.inf))
     weights = softmax(scores, axis=-1)
-    if mask is not None:
+    if mask is not None and 0 not in shape(weights):     # no rows at all: nothing to report
         warn_fully_masked(mask, xp)
     return xp.matmul(weights, v), weights
 
 
 def check_mask(func: str, mask, xp, target: tuple):
-    """Raise unless ``mask`` is boolean and broadcastable to ``target`` = (..., n_q, n_k)."""
+    """Raise unless ``mask`` is boolean and broadcastable to ``target`` = (..., n_q, n_k).
+    Returns the mask with at least two axes (a 1-D mask (n_k,) becomes (1, n_k)), so that
+    callers may index its query axis."""
     if mask.dtype != xp.bool:
         raise TypeError(f"{func}: mask must be boolean (True = may attend), got dtype {mask.dtype}")
     ms = shape(mask)
@@ -102,6 +104,7 @@ def check_mask(func: str, mask, xp, target: tuple):
     if not ok:
         raise ValueError(f"{func}: mask has shape {ms}, which does not broadcast to "
                          f"(..., n_q, n_k) = {target}")
+    return mask if len(ms) >= 2 else xp.reshape(mask, (1,) * (2 - len(ms)) + ms)
 
 
 def warn_fully_masked(mask, xp):

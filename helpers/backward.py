@@ -90,7 +90,7 @@ def scaled_dot_product_attention_backward(q, k, v, d_output, mask=None, scale=No
     broadcast batch axes are summed). Derived in chapter 8.
     """
     func = "scaled_dot_product_attention_backward"
-    xp = formula_namespace(func, q=q, k=k, v=v, d_output=d_output, mask=mask)
+    xp = formula_namespace(func, ("mask",), q=q, k=k, v=v, d_output=d_output, mask=mask)
     output, weights = scaled_dot_product_attention(q, k, v, mask=mask, scale=scale)
     _require_same_shape(func, "d_output", d_output, "the attention output", output)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else as_real(func, "scale", scale)
@@ -123,7 +123,7 @@ def multi_head_attention_backward(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, d_ou
     each bias given), each of the shape of that argument. Derived in chapter 8.
     """
     func = "multi_head_attention_backward"
-    xp = formula_namespace(func, x_q=x_q, x_kv=x_kv, w_q=w_q, w_k=w_k, w_v=w_v, w_o=w_o,
+    xp = formula_namespace(func, ("mask", "b_q", "b_k", "b_v", "b_o"), x_q=x_q, x_kv=x_kv, w_q=w_q, w_k=w_k, w_v=w_v, w_o=w_o,
                    d_output=d_output, mask=mask, b_q=b_q, b_k=b_k, b_v=b_v, b_o=b_o)
     biases = {"b_q": b_q, "b_k": b_k, "b_v": b_v, "b_o": b_o}
     # the forward pass of the core function checks every shape and gives us the output shape
@@ -137,6 +137,8 @@ def multi_head_attention_backward(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, d_ou
     q = split_heads(project(x_q, w_q, b_q), num_heads)      # (..., h, n_q, d_k)
     k = split_heads(project(x_kv, w_k, b_k), num_heads)     # (..., h, n_k, d_k)
     v = split_heads(project(x_kv, w_v, b_v), num_heads)     # (..., h, n_k, d_v)
+    if mask is not None and len(mask.shape) < 2:   # (n_k,) -> (1, n_k): one axis for the heads to go before
+        mask = xp.reshape(mask, (1,) * (2 - len(mask.shape)) + shape(mask))
     head_mask = None if mask is None else xp.expand_dims(mask, axis=-3)
     heads, _ = scaled_dot_product_attention(q, k, v, mask=head_mask)
     concat = merge_heads(heads)                             # (..., n_q, h*d_v)
@@ -202,7 +204,7 @@ def feed_forward_backward(x, w1, b1, w2, b2, d_output):
     forward function). Derived in chapter 8.
     """
     func = "feed_forward_backward"
-    xp = formula_namespace(func, x=x, w1=w1, b1=b1, w2=w2, b2=b2, d_output=d_output)
+    xp = formula_namespace(func, ("b1", "b2"), x=x, w1=w1, b1=b1, w2=w2, b2=b2, d_output=d_output)
     y = feed_forward(x, w1, b1, w2, b2)                              # checks the shapes
     _require_same_shape(func, "d_output", d_output, "the FFN output", y)
     require_float(func, "d_output", d_output, xp)

@@ -36,7 +36,7 @@ import warnings
 import numpy as np
 from array_api_compat import device, is_torch_array
 
-from ._backend import (as_int, as_real, creation_options, formula_namespace,
+from ._backend import (as_int, as_real, compute_dtype, creation_options, formula_namespace,
                        has_values, require_flag, require_float, require_ndim, shape)
 from .attention import FullyMaskedRowWarning, causal_mask, check_mask, check_qkv_shapes
 from .softmax import softmax
@@ -233,6 +233,10 @@ def gathered_attention(q, k, v, key_index, key_valid, scale=None):
                          f"values from {int(xp.min(key_index))} to {int(xp.max(key_index))}")
     r = key_index.shape[1]
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else as_real(func, "scale", scale)
+    dtype = xp.result_type(q, k, v)
+    if r == 0:                  # no slots: only possible with no queries (n_q = 0)
+        return (xp.zeros(batch + (n_q, v.shape[-1]), dtype=dtype, device=device(q)),
+                xp.zeros(batch + (n_q, 0), dtype=dtype, device=device(q)))
     # One slot at a time, so that the largest temporaries are (..., n_q, d): memory
     # O(n_q (r + d)), never (n_q, n_k) or (n_q, r, d).
     columns = []
@@ -323,7 +327,8 @@ def online_softmax_step(m, l, block):
     func = "online_softmax_step"
     xp = formula_namespace(func, m=m, l=l, block=block)
     require_ndim(func, "block", block, 1, "(..., b)")
-    require_float(func, "block", block, xp)
+    for name, a in (("m", m), ("l", l), ("block", block)):
+        require_float(func, name, a, xp)
     if shape(m) != shape(block)[:-1] or shape(l) != shape(m):
         raise ValueError(f"{func}: m {shape(m)} and l {shape(l)} must both have the shape of "
                          f"block {shape(block)} without its last axis, {shape(block)[:-1]}")
@@ -350,13 +355,16 @@ def online_softmax(x, block_size: int):
     require_ndim(func, "x", x, 1, "(..., n)")
     require_float(func, "x", x, xp)
     block_size = _check_count(func, "block_size", block_size, 1)
+    work, result = compute_dtype(xp, x)                  # float16/bfloat16: in float32, as softmax
+    x = x if work == result else xp.astype(x, work)
     rows, dev = shape(x)[:-1], device(x)
     m = xp.full(rows, -math.inf, dtype=x.dtype, device=dev)                # (...,)
     l = xp.zeros(rows, dtype=x.dtype, device=dev)                           # (...,)
     for start in range(0, x.shape[-1], block_size):
         m, l, _, _ = online_softmax_step(m, l, x[..., start:start + block_size])
     shift = xp.where(m == -math.inf, xp.zeros_like(m), m)                   # (...,)
-    return xp.exp(x - shift[..., None]) / xp.where(l == 0, xp.ones_like(l), l)[..., None]
+    p = xp.exp(x - shift[..., None]) / xp.where(l == 0, xp.ones_like(l), l)[..., None]
+    return p if work == result else xp.astype(p, result)
 
 
 def _tile_mask(xp, mask, causal, i0, i1, j0, j1, dev):
@@ -403,7 +411,7 @@ def tiled_attention(q, k, v, block_q: int = 64, block_k: int = 64, causal: bool 
     al. 2022, FlashAttention).
     """
     func = "tiled_attention"
-    xp = formula_namespace(func, q=q, k=k, v=v, mask=mask)
+    xp = formula_namespace(func, ("mask",), q=q, k=k, v=v, mask=mask)
     batch = check_qkv_shapes(func, q, k, v, scale)
     for name, a in (("q", q), ("k", k), ("v", v)):
         require_float(func, name, a, xp)
@@ -417,11 +425,14 @@ def tiled_attention(q, k, v, block_q: int = 64, block_k: int = 64, causal: bool 
         raise ValueError(f"{func}: causal=True needs as many queries as keys, got n_q={n_q}, "
                          f"n_k={n_k}")
     if mask is not None:
-        check_mask(func, mask, xp, batch + (n_q, n_k))
+        mask = check_mask(func, mask, xp, batch + (n_q, n_k))              # (..., n_q | 1, n_k | 1)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else as_real(func, "scale", scale)
-    dtype, dev = xp.result_type(q, k, v), device(q)
+    dtype, result = compute_dtype(xp, q, k, v)     # float16/bfloat16 accumulate in float32
+    dev = device(q)
     if n_q == 0:
-        return xp.zeros(batch + (0, d_v), dtype=dtype, device=dev)           # (..., 0, d_v)
+        return xp.zeros(batch + (0, d_v), dtype=result, device=dev)          # (..., 0, d_v)
+    if dtype != result:
+        q, k, v = (xp.astype(a, dtype) for a in (q, k, v))
     blocks, empty_rows = [], 0
     for i0 in range(0, n_q, block_q):
         i1 = min(i0 + block_q, n_q)
@@ -447,4 +458,5 @@ def tiled_attention(q, k, v, block_q: int = 64, block_k: int = 64, causal: bool 
     if empty_rows:
         warnings.warn(f"{func}: the mask allows no key for {empty_rows} query row(s); their "
                       "outputs are set to 0", FullyMaskedRowWarning, stacklevel=2)
-    return xp.concat(blocks, axis=-2)                                         # (..., n_q, d_v)
+    out = xp.concat(blocks, axis=-2)                                          # (..., n_q, d_v)
+    return out if dtype == result else xp.astype(out, result)

@@ -38,7 +38,7 @@ def feed_forward(x, w1, b1, w2, b2, *, activation: str = "relu", fused: bool = F
     products do; torch tensors of different float dtypes or devices are refused by name.
     """
     func = "feed_forward"
-    xp = formula_namespace(func, x=x, w1=w1, b1=b1, w2=w2, b2=b2)
+    xp = formula_namespace(func, ("b1", "b2"), x=x, w1=w1, b1=b1, w2=w2, b2=b2)
     if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ValueError(f"{func}: activation must be one of {ACTIVATIONS}, got {activation!r}")
     if require_flag(func, "fused", fused):

@@ -64,7 +64,7 @@ def layer_norm(x, gamma, beta, eps: float = 1e-5, *, fused: bool = False):
     different float dtypes (outside torch.autocast) or devices.
     """
     func = "layer_norm"
-    xp = formula_namespace(func, x=x, gamma=gamma, beta=beta)
+    xp = formula_namespace(func, ("gamma", "beta"), x=x, gamma=gamma, beta=beta)
     fused = require_flag(func, "fused", fused)
     if fused:
         require_torch(func, "fused=True", x=x)

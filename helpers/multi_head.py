@@ -105,7 +105,12 @@ def multi_head_attention(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, mask=None, *,
     dropout: probability of zeroing each attention weight (torch only; training).
     """
     func = "multi_head_attention"
-    xp = formula_namespace(func, x_q=x_q, x_kv=x_kv, w_q=w_q, w_k=w_k, w_v=w_v, w_o=w_o,
+    if cache is not None and not isinstance(cache, dict):
+        raise TypeError(f"{func}: cache must be a dict (or None), got {type(cache).__name__}")
+    static = cache is not None and bool(cache.get("static"))
+    reuse = static and "k" in cache                  # x_kv was projected on an earlier call
+    optional = ("mask", "b_q", "b_k", "b_v", "b_o", "q_gamma", "k_gamma") + (("x_kv",) if reuse else ())
+    xp = formula_namespace(func, optional, x_q=x_q, x_kv=x_kv, w_q=w_q, w_k=w_k, w_v=w_v, w_o=w_o,
                            mask=mask, b_q=b_q, b_k=b_k, b_v=b_v, b_o=b_o, q_gamma=q_gamma,
                            k_gamma=k_gamma)
     num_heads = as_int(func, "num_heads", num_heads, 1)
@@ -115,13 +120,12 @@ def multi_head_attention(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, mask=None, *,
                          "(each key/value head serves an equal group of query heads)")
     causal = require_flag(func, "causal", causal)
     fused = require_flag(func, "fused", fused)
+    if rotary_theta is not None:
+        rotary_theta = as_real(func, "rotary_theta", rotary_theta, 0.0, low_open=True,
+                               allowed="None or a finite number > 0 (the base of the rotary frequencies)")
     dropout = as_real(func, "dropout", dropout, 0.0, 1.0, high_open=True)
     if fused or dropout:
         require_torch(func, "fused=True" if fused else "dropout > 0", x_q=x_q)
-    if cache is not None and not isinstance(cache, dict):
-        raise TypeError(f"{func}: cache must be a dict (or None), got {type(cache).__name__}")
-    static = cache is not None and bool(cache.get("static"))
-    reuse = static and "k" in cache
     require_ndim(func, "x_q", x_q, 2, "(..., n_q, d_model)")
     if not reuse:
         require_ndim(func, "x_kv", x_kv, 2, "(..., n_k, d_model)")
@@ -200,7 +204,7 @@ def multi_head_attention(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, mask=None, *,
     if mask is not None:
         batch = broadcast_shapes(func, "the leading (batch) axes of x_q and x_kv",
                                  shape(x_q)[:-2], shape(k)[:-3])
-        check_mask(func, mask, xp, batch + (n_q, n_k))
+        mask = check_mask(func, mask, xp, batch + (n_q, n_k))    # (..., n_q | 1, n_k | 1)
     is_causal = False
     if causal:
         if fused and mask is None and n_q == n_k:

@@ -42,7 +42,10 @@ def _normalised(xp, x, eps):
     s = row_scale(xp, x)                                                    # (..., 1)
     z = x / s                                                               # (..., d) in [-2, 2]
     root = xp.sqrt(xp.mean(z * z, axis=-1, keepdims=True) + eps / s / s)    # (..., 1)
-    return z * (1.0 / root), s, root    # x * (1/r), bit for bit: the scaling by s is exact
+    x_hat = z * (1.0 / root)            # x * (1/r), bit for bit: the scaling by s is exact
+    # a row holding +-inf (and no NaN) has r = inf: its finite entries become x / inf = +-0
+    # and its infinite ones inf / inf = NaN, as in F.rms_norm (x / s would make all NaN)
+    return xp.where(xp.isinf(s), x * 0.0, x_hat), s, root
 
 
 def rms_norm(x, gamma, eps: float = 1e-6, *, fused: bool = False):
@@ -65,7 +68,7 @@ def rms_norm(x, gamma, eps: float = 1e-6, *, fused: bool = False):
     Derived in chapter 12.
     """
     func = "rms_norm"
-    xp = formula_namespace(func, x=x, gamma=gamma)
+    xp = formula_namespace(func, ("gamma",), x=x, gamma=gamma)
     eps = _check(func, x, gamma, eps, xp)
     if require_flag(func, "fused", fused):
         if not is_torch_array(x):
