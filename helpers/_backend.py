@@ -7,6 +7,14 @@ functions (``xp.exp``, ``xp.matmul``, ``xp.sum(..., axis=...)``, ``xp.where``...
 the arrays are NumPy arrays or torch tensors. The formula is then written once against
 ``xp``. For torch the calls are plain torch operations, so the result stays on the
 input's device and dtype and autograd can differentiate through it.
+
+The second half of the module checks bad input before it reaches NumPy or torch, whose
+own errors name no argument (or do not come at all: a float length 2.5 compares as if it
+were 3). Conventions: an array of the wrong kind or dtype is a TypeError; a scalar option
+that is not what is allowed (a count of 2.0 or True, eps="small", an axis out of range)
+is a ValueError; a flag that is not a bool is a TypeError. Every message names the
+function, the argument, what it got and what is allowed. NumPy integers and 0-d integer
+arrays are counts like Python ints.
 """
 from __future__ import annotations
 

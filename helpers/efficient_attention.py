@@ -404,6 +404,8 @@ def tiled_attention(q, k, v, block_q: int = 64, block_k: int = 64, causal: bool 
 
     Shapes: q (..., n_q, d_k), k (..., n_k, d_k), v (..., n_k, d_v), batch axes
     broadcast. Returns output (..., n_q, d_v) only: the weights are never formed.
+    As :func:`helpers.scaled_dot_product_attention`: n_k = 0, or d_k = 0 without a scale,
+    is refused by name; float16 and bfloat16 are accumulated in float32.
     NumPy in, NumPy out; torch in, torch out on the same device and dtype, differentiable
     by autograd. ``trace``: a list to which the shape of every score tile is appended (to
     check that no (n_q, n_k) array appears).

@@ -7,16 +7,16 @@ over the last axis (the features of one token). eps sits *inside* the square roo
 
 Computing the statistics safely. The squares (x - mu)^2 overflow long before x does: in
 float16 (largest number 65504) a row [1000, -1000, 500, -500] has squared deviations of
-10^6, which become inf and turn the whole row into zeros. Two precautions, neither of
-which changes a single bit of the result when nothing overflows:
+10^6, which become inf and turn the whole row into zeros. Two precautions:
 
 * float16 and bfloat16 rows are computed in float32 and rounded once at the end (what
   torch's own kernel does);
-* each row is first divided by s, the power of two just below its largest |x|, and
-  LayerNorm(x) = (x/s - mu/s) / sqrt(sigma^2/s^2 + eps/s/s): the same number, with every
-  intermediate of order 1. Dividing by a power of two is exact, so for ordinary rows the
-  result is bit for bit the formula above; for rows near the top of the float range
-  (1e20 in float32) it is right where the plain formula, and F.layer_norm, give zeros.
+* each row is first divided by s, the power of two at or just below its largest |x|,
+  and LayerNorm(x) = (x/s - mu/s) / sqrt(sigma^2/s^2 + eps/s^2): the same number, with
+  every intermediate of order 1. Dividing by a power of two is exact, so for float32 and
+  float64 rows that do not overflow the result is bit for bit the formula above (checked
+  on random rows); for rows near the top of the float range (1e20 in float32) it is right
+  where the plain formula, and F.layer_norm, give zeros.
 """
 from __future__ import annotations
 
