@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import sys
 
 import array_api_compat
 import numpy as np
@@ -197,37 +198,57 @@ def formula_namespace(func: str, optional: tuple = (), **arrays):
     tensor of one dtype (outside ``torch.autocast``, where torch itself refuses
     float32 @ float64; inside it, torch casts and so do we, by the array API's promotion).
     NumPy arrays of different float dtypes promote, as NumPy does (float32 with float64
-    gives float64)."""
+    gives float64).
+
+    Called once per formula call (several times per layer while training), so it makes one
+    cheap pass over the arguments and leaves the wording of errors to :func:`namespace`."""
+    torch_module = sys.modules.get("torch")
+    tensor = torch_module.Tensor if torch_module is not None else ()
+    kinds = set()
+    device = dtype = None
+    same_device = same_dtype = True
     for name, value in arrays.items():
-        if value is None and name not in optional:
-            raise TypeError(f"{func}: {name} must be a NumPy array or a torch tensor, got None")
-    xp = namespace(func, **arrays)
-    given = {n: a for n, a in arrays.items() if a is not None}
-    if not given or not is_torch_array(next(iter(given.values()))):
+        if value is None:
+            if name not in optional:
+                raise TypeError(f"{func}: {name} must be a NumPy array or a torch tensor, got None")
+        elif isinstance(value, tensor):
+            kinds.add("torch")
+            if device is None:
+                device = value.device
+            elif value.device != device:
+                same_device = False
+            if value.is_floating_point():
+                if dtype is None:
+                    dtype = value.dtype
+                elif value.dtype != dtype:
+                    same_dtype = False
+        elif isinstance(value, (np.ndarray, np.generic)):
+            kinds.add("numpy")
+        else:
+            kinds.add(None)
+    if len(kinds) != 1 or None in kinds:
+        return namespace(func, **arrays)            # raises the TypeError that names them
+    if "numpy" in kinds:
+        import array_api_compat.numpy as xp
         return xp
-    devices = {n: a.device for n, a in given.items()}
-    if len(set(devices.values())) > 1:
-        described = ", ".join(f"{n} on {d}" for n, d in devices.items())
+    import array_api_compat.torch as xp
+    given = {n: a for n, a in arrays.items() if a is not None}
+    if not same_device:
+        described = ", ".join(f"{n} on {a.device}" for n, a in given.items())
         raise ValueError(f"{func}: the tensors are on different devices ({described}); "
                          "move them to one device")
-    floats = {n: a.dtype for n, a in given.items() if a.dtype.is_floating_point}
-    if len(set(floats.values())) > 1:
-        import torch
-        device_type = next(iter(devices.values())).type
-        if not torch.is_autocast_enabled(device_type):
-            described = ", ".join(f"{n} is {str(d).replace('torch.', '')}" for n, d in floats.items())
-            raise TypeError(f"{func}: the floating-point tensors must share one dtype ({described}); "
-                            "convert them with .to(dtype), or run inside torch.autocast")
+    if not same_dtype and not torch_module.is_autocast_enabled(device.type):
+        described = ", ".join(f"{n} is {str(a.dtype).replace('torch.', '')}"
+                              for n, a in given.items() if a.is_floating_point())
+        raise TypeError(f"{func}: the floating-point tensors must share one dtype ({described}); "
+                        "convert them with .to(dtype), or run inside torch.autocast")
     return xp
 
 
 def is_half(dtype) -> bool:
-    """True for float16 and bfloat16 (NumPy or torch dtypes)."""
-    try:
-        name = np.dtype(dtype).name
-    except TypeError:
-        name = str(dtype).replace("torch.", "")
-    return name in ("float16", "bfloat16")
+    """True for float16 and bfloat16 (a NumPy dtype or scalar type, or a torch dtype)."""
+    # str() gives "float16", "torch.float16" or "<class 'numpy.float16'>": keep the last word
+    return str(dtype).rsplit(".", 1)[-1].rstrip("'>") in ("float16", "bfloat16")
 
 
 def compute_dtype(xp, *arrays):
@@ -235,7 +256,9 @@ def compute_dtype(xp, *arrays):
     that is float16 or bfloat16 (as torch's own kernels do: a sum or a mean of many half
     numbers in half precision loses digits, and squares of numbers above 256 overflow
     float16). Returns (compute dtype, result dtype)."""
-    result = xp.result_type(*arrays) if len(arrays) > 1 else arrays[0].dtype
+    result = arrays[0].dtype
+    if any(a.dtype != result for a in arrays[1:]):
+        result = xp.result_type(*arrays)
     return (xp.float32 if is_half(result) else result), result
 
 

@@ -59,7 +59,7 @@ def feed_forward(x, w1, b1, w2, b2, *, activation: str = "relu", fused: bool = F
     for name, b, width in (("b1", b1, w1.shape[1]), ("b2", b2, w2.shape[1])):
         if b is not None and shape(b) != (width,):
             raise ValueError(f"{func}: {name} must have shape ({width},), got {shape(b)}")
-    pre = xp.matmul(x, w1) if b1 is None else xp.matmul(x, w1) + b1  # (..., d_ff)
+    pre = x @ w1 if b1 is None else x @ w1 + b1                    # (..., d_ff)
     if fused:
         import torch.nn.functional as F
         hidden = F.relu(pre) if activation == "relu" else F.gelu(pre)
@@ -68,5 +68,5 @@ def feed_forward(x, w1, b1, w2, b2, *, activation: str = "relu", fused: bool = F
     else:
         from .activations import gelu
         hidden = gelu(pre)                                         # (..., d_ff)
-    out = xp.matmul(hidden, w2)                                    # (..., d_out)
+    out = hidden @ w2                                              # (..., d_out)
     return out if b2 is None else out + b2

@@ -27,13 +27,17 @@ from ._backend import (as_real, compute_dtype, formula_namespace, require_flag, 
 
 
 def row_scale(xp, x):
-    """s (..., 1): per row, the power of two at or just below max |x| (1 for a row of zeros).
+    """s (..., 1): per row, the power of two at or just below max |x|.
 
-    Dividing by s is exact and brings every entry into [-2, 2]. NaN or inf in a row gives
-    s = NaN or inf, so the row's result is NaN, as in torch."""
+    Dividing by s is exact and brings every entry into [-2, 2]. The smallest normal number
+    is added before the logarithm, so that a row of zeros gets a tiny power of two rather
+    than 2^-inf = 0 (it moves no other row's s by more than one power of two, which is as
+    good). NaN or inf in a row gives s = NaN or inf, so the row's result is NaN, as in torch."""
     largest = xp.max(xp.abs(x), axis=-1, keepdims=True)                  # (..., 1)
-    s = 2.0 ** xp.floor(xp.log2(largest))                                # (..., 1), 0 for 0
-    return xp.where(largest > 0, s, xp.ones_like(s))                     # (..., 1)
+    s = 2.0 ** xp.floor(xp.log2(largest + xp.finfo(x.dtype).smallest_normal))  # (..., 1)
+    # floor's derivative is 0, so s is a constant for autograd: detach it (torch) and the
+    # backward pass skips the zeros it would compute through abs and max
+    return s.detach() if hasattr(s, "detach") else s
 
 
 def standardise(xp, x, eps):

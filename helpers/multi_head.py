@@ -133,6 +133,10 @@ def multi_head_attention(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, mask=None, *,
         if len(w.shape) != 2:
             raise ValueError(f"{func}: {name} must be a matrix, got shape {shape(w)}")
         require_float(func, name, w, xp)
+    for name, a in (("x_q", x_q), ("x_kv", None if reuse else x_kv), ("b_q", b_q), ("b_k", b_k),
+                    ("b_v", b_v), ("b_o", b_o), ("q_gamma", q_gamma), ("k_gamma", k_gamma)):
+        if a is not None:
+            require_float(func, name, a, xp)
     if w_q.shape[0] != x_q.shape[-1]:
         raise ValueError(f"{func}: x_q has shape {shape(x_q)} and w_q has shape {shape(w_q)}: "
                          "w_q needs one row per feature of x_q (d_model)")
@@ -169,7 +173,7 @@ def multi_head_attention(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, mask=None, *,
                          shape(x_q)[:-2], shape(x_kv)[:-2])
 
     def project(x, w, b):
-        y = xp.matmul(x, w)                                        # (..., n, width)
+        y = x @ w              # (..., n, width); dtypes checked above, so torch never refuses
         return y if b is None else y + b
 
     q = split_heads(project(x_q, w_q, b_q), num_heads)             # (..., h, n_q, d_k)
