@@ -82,23 +82,54 @@ STATE_JS = """(path) => {
 
 # After Run All: record the kernel's status changes, and every error message the kernel
 # sends (an exception in a widget's observer reaches no cell, only this channel).
-WATCH_KERNEL_JS = """(path) => {
+WATCH_KERNEL_JS = r"""(path) => {
   const app = window.jupyterapp;
   for (const w of app.shell.widgets('main')) {
     if (w.context && w.context.path === path && w.sessionContext) {
       window.__kernelStatuses = [];
       window.__kernelErrors = [];
+      window.__widgetMessages = {received: 0, sent: 0, last: []};
       w.sessionContext.statusChanged.connect((_, status) => window.__kernelStatuses.push(status));
       w.sessionContext.session.kernel.anyMessage.connect((_, args) => {
         const msg = args.msg;
+        if (msg.header.msg_type === 'comm_msg') {
+          const m = window.__widgetMessages;
+          m[args.direction === 'recv' ? 'received' : 'sent'] += 1;
+          const data = msg.content.data || {};
+          m.last.push((args.direction === 'recv' ? 'from kernel: ' : 'to kernel: ') + (data.method || '?') + ' '
+                      + Object.keys(data.state || {}).join(',') + ' (' + (msg.buffers || []).length + ' buffers)');
+          m.last = m.last.slice(-6);
+        }
         if (args.direction === 'recv' && msg.header.msg_type === 'error') {
-          window.__kernelErrors.push(msg.content.ename + ': ' + msg.content.evalue);
+          const where = (msg.content.traceback || []).join('\n').replace(/\u001b\[[0-9;]*m/g, '');
+          window.__kernelErrors.push(msg.content.ename + ': ' + msg.content.evalue
+                                     + (where ? '\n' + where.slice(-1500) : ''));
         }
       });
       return true;
     }
   }
   return false;
+}"""
+
+
+# For a failure message only: ask the kernel what its explorers hold (their control values,
+# how often they redrew, the size of their PNG), to tell "the page never sent the change"
+# from "the kernel redrew but sent no new image" (an empty figure is a ~2 kB PNG).
+KERNEL_EXPLORERS_JS = r"""async (path) => {
+  const app = window.jupyterapp;
+  for (const w of app.shell.widgets('main')) {
+    if (w.context && w.context.path === path && w.sessionContext && w.sessionContext.session) {
+      const future = w.sessionContext.session.kernel.requestExecute({store_history: false, code:
+        "print({k: (v.values, v.draws, len(v.image.value)) for k, v in list(globals().items()) "
+        + "if type(v).__name__.endswith('Explorer') and not k.startswith('_')})"});
+      let text = '';
+      future.onIOPub = (msg) => { if (msg.header.msg_type === 'stream') text += msg.content.text; };
+      await future.done;
+      return text.trim();
+    }
+  }
+  return '(notebook not found)';
 }"""
 
 
@@ -227,6 +258,9 @@ def test_widgets_work_in_jupyterlab(widget_notebook: Path, request):
     started = time.monotonic()
 
     page = context.new_page()
+    # The active tab: a page Chromium thinks is in the background may run its animation
+    # frames (which JupyterLab's message loop and the image decoding wait on) late or never.
+    page.bring_to_front()
     js_errors: list[str] = []
     page.on("pageerror", lambda err: js_errors.append(f"uncaught: {err}"))
     page.on("console", lambda msg: js_errors.append(f"console.{msg.type}: {msg.text[:300]}")
@@ -410,7 +444,17 @@ def test_widgets_work_in_jupyterlab(widget_notebook: Path, request):
             if not changed:
                 stderr = _stderr(state())
                 kernel_errors = page.evaluate("() => window.__kernelErrors")
-                fail(f"explorer {k}: changing a control never changed its figure:\n  "
+                seen = image.evaluate("img => `image: ${img.src.slice(0, 40)}..., complete ${img.complete}, "
+                                      "${img.naturalWidth}x${img.naturalHeight}; page ${document.visibilityState}, "
+                                      "focused ${document.hasFocus()}`")
+                try:
+                    seen += ("; widget messages since Run All (received from / sent to the kernel): "
+                             + str(page.evaluate("() => window.__widgetMessages"))
+                             + "; the kernel's explorers (values, draws, PNG bytes): "
+                             + page.evaluate(KERNEL_EXPLORERS_JS, rel)[:800])
+                except (PlaywrightError, PlaywrightTimeout) as err:
+                    seen += f"; could not ask the kernel ({err})"
+                fail(f"explorer {k}: changing a control never changed its figure ({seen}):\n  "
                      + "\n  ".join(attempts or ["it has no controls"])
                      + (("\nerrors the kernel sent (e.g. from the widget's observer):\n  "
                          + "\n  ".join(kernel_errors)) if kernel_errors else "")
