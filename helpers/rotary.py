@@ -20,9 +20,11 @@ layout of GPT-NeoX and Llama code. The two differ by a fixed permutation of the 
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
+import array_api_compat
 from array_api_compat import is_torch_array
 
 from ._backend import (as_int, as_real, creation_options, formula_namespace, is_half,
@@ -77,6 +79,35 @@ def _positions_array(func, positions, x, xp):
     return positions
 
 
+def _rotary_table(pos, d, theta, x, xp):
+    """cos(p omega_i) and sin(p omega_i) for the positions pos (n,), in x's dtype: (n, d/2) each.
+
+    The angles are formed in float64 (float32 on Apple's MPS, which has no float64)."""
+    if is_torch_array(x):
+        import torch
+
+        angle_dtype = torch.float32 if x.device.type == "mps" else torch.float64
+        omega = rotary_frequencies(d, theta, "torch", dtype=angle_dtype, device=x.device)
+    else:
+        angle_dtype = xp.float64
+        omega = rotary_frequencies(d, theta, "numpy")
+    angles = xp.astype(pos, angle_dtype)[:, None] * omega[None, :]   # (n, d/2)
+    return xp.astype(xp.cos(angles), x.dtype), xp.astype(xp.sin(angles), x.dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _torch_rotary_table(start, n, d, theta, dtype, device):
+    """:func:`_rotary_table` for positions start .. start + n - 1, remembered: a model asks
+    for the same table in every layer at every step. Made outside inference mode, so a
+    table first made while generating can later take part in training."""
+    import torch
+
+    with torch.inference_mode(False), torch.no_grad():
+        x = torch.empty(0, dtype=dtype, device=device)
+        pos = torch.arange(start, start + n, device=device)         # (n,)
+        return _rotary_table(pos, d, theta, x, array_api_compat.array_namespace(x))
+
+
 def apply_rotary(x, positions, theta: float = 10000.0, interleaved: bool = True):
     """Rotate pair i of x's features at position p by the angle p * theta^(-2i/d).
 
@@ -106,17 +137,11 @@ def apply_rotary(x, positions, theta: float = 10000.0, interleaved: bool = True)
         raise ValueError(f"{func}: x has shape {shape(x)}, so positions must have shape ({n},) "
                          f"(one position per row), got {shape(pos)}")
 
-    if is_torch_array(x):
-        import torch
-
-        angle_dtype = torch.float32 if x.device.type == "mps" else torch.float64
-        omega = rotary_frequencies(d, theta, "torch", dtype=angle_dtype, device=x.device)
+    if is_torch_array(x) and isinstance(positions, range) and positions.step == 1:
+        # a model's call: the same table at every layer and step, so it is made once
+        cos, sin = _torch_rotary_table(positions.start, n, d, theta, x.dtype, x.device)  # (n, d/2) each
     else:
-        angle_dtype = xp.float64
-        omega = rotary_frequencies(d, theta, "numpy")
-    angles = xp.astype(pos, angle_dtype)[:, None] * omega[None, :]   # (n, d/2)
-    cos = xp.astype(xp.cos(angles), x.dtype)                         # (n, d/2)
-    sin = xp.astype(xp.sin(angles), x.dtype)                         # (n, d/2)
+        cos, sin = _rotary_table(pos, d, theta, x, xp)               # (n, d/2) each
 
     if interleaved:
         a, b = x[..., 0::2], x[..., 1::2]                            # (..., n, d/2) each

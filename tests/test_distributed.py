@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -18,6 +19,7 @@ import torch.multiprocessing as mp
 import helpers
 from helpers.checkpoint import load_checkpoint
 from helpers.data import MarkovSource, TextCorpus
+from helpers.distributed import data_parallel_gradients, ring_all_reduce
 from helpers.model import build_model
 from helpers.tasks import LanguageModelTask
 from helpers.trainer import TrainConfig, Trainer
@@ -135,3 +137,42 @@ def test_torchrun_trains_with_the_command_line(tmp_path):
     assert "x 2 processes" in done.stdout and done.stdout.count("step 4: validation loss") == 1
     state = load_checkpoint(ckpt)
     assert state["step"] == 4 and len(state["ranks"]) == WORLD
+
+
+# ------------------------------------------------ chapter 11's pieces: helpers.distributed
+
+@pytest.mark.parametrize("world", [1, 2, 3, 4, 5])
+def test_ring_all_reduce_sums_on_every_rank_and_sends_2_n_minus_1_over_n(world):
+    rng = np.random.default_rng(world)
+    size = 12 * 5 * 4                                   # divisible by every world size tried
+    arrays = [rng.normal(size=size) for _ in range(world)]
+    results, sent = ring_all_reduce(arrays)
+    for result in results:
+        np.testing.assert_allclose(result, np.sum(arrays, axis=0), rtol=1e-12, atol=1e-12)
+    assert sent == [2 * (world - 1) * size // world] * world
+    assert arrays[0].shape == (size,) and not np.shares_memory(results[0], arrays[0])
+
+
+def test_ring_all_reduce_refuses_ragged_input():
+    with pytest.raises(ValueError, match="arrays must all be 1-D of one length"):
+        ring_all_reduce([np.zeros(4), np.zeros(5)])
+    with pytest.raises(ValueError, match="arrays must be a non-empty list"):
+        ring_all_reduce([])
+
+
+def test_data_parallel_gradients_equal_the_whole_batch_gradient():
+    torch.manual_seed(0)
+    task = tiny_task()
+    model = tiny_model(task, dropout=0.0)
+    tokens = torch.randint(0, task.vocab_size, (4, 8))                        # (B, n)
+    targets = torch.randint(0, task.vocab_size, (4, 8))                       # (B, n)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    averaged = data_parallel_gradients(model, tokens, targets, world_size=2)
+    loss = torch.nn.functional.cross_entropy(model(tokens).flatten(0, 1), targets.flatten())
+    loss.backward()
+    assert averaged.keys() == dict(model.named_parameters()).keys()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(averaged[name], p.grad, rtol=1e-5, atol=1e-6)
+        assert torch.equal(p.detach(), before[name])                          # the model is left alone
+    with pytest.raises(ValueError, match="must split evenly over world_size=3"):
+        data_parallel_gradients(model, tokens, targets, world_size=3)

@@ -309,6 +309,26 @@ def test_apply_rotary_is_the_formula_on_both_backends(rng, interleaved, theta):
     np.testing.assert_array_equal(apply_rotary(x, list(positions), theta, interleaved), out)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rotary_table_remembered_for_ranges_is_the_formula(rng, dtype):
+    # A model passes range(past, past + n); its cos/sin table is made once and remembered.
+    # It must equal the hand loop at every offset, and a table first made while
+    # generating (inference mode) must still work in training (autograd).
+    x = rng.normal(size=(2, 3, 5, 8))
+    for start in (0, 7, 4093):
+        with torch.inference_mode():
+            first = apply_rotary(t(x).to(dtype), range(start, start + 5))
+        x_t = t(x).to(dtype).requires_grad_()
+        out = apply_rotary(x_t, range(start, start + 5))                  # (2, 3, 5, 8)
+        out.square().sum().backward()                                     # no inference-tensor error
+        assert out.dtype == dtype and torch.equal(out.detach(), first)
+        by_hand = rotary_by_hand(x[1, 2], np.arange(start, start + 5))
+        tol = dict(rtol=0, atol=1e-12) if dtype == torch.float64 else dict(rtol=0, atol=1e-5)
+        np.testing.assert_allclose(out[1, 2].detach().double().numpy(), by_hand, **tol)
+        # the gradient of |rot x|^2 is 2x: a rotation keeps lengths
+        np.testing.assert_allclose(x_t.grad.double().numpy(), 2 * x, rtol=0, atol=tol["atol"] * 10)
+
+
 def test_apply_rotary_batches_and_heads(rng):
     x = rng.normal(size=(2, 3, 5, 8))                                  # (B, h, n, d_k)
     out = apply_rotary(x, range(5))
