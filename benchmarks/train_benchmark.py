@@ -52,7 +52,8 @@ NANOGPT_CPU = (1.886, 95.0)        # validation loss, wall-clock seconds (nanoGP
 TARGETS = (1.886, 1.75, 1.55)
 # The configurations, as command lines of python -m helpers.train.
 RUNS = {
-    "default": [],                                        # the command line's defaults
+    "default": [],                                        # the command line's defaults (the modern preset)
+    "pre-ln": ["--preset", "pre-ln"],                     # pre-LN LayerNorm, ReLU, learned positions (the old default)
     "paper": ["--preset", "paper"],                       # the 2017 block: post-LN, sinusoidal, ReLU, x sqrt(d)
     "modern": ["--preset", "modern"],                     # pre-norm RMSNorm, SwiGLU, rotary, no biases
     # nanoGPT's baby GPT shape (6 x 384, 6 heads, context 256, batch 64, dropout 0.2), for a GPU

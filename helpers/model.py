@@ -53,6 +53,9 @@ KINDS = ("decoder", "encoder-decoder")
 # Two configurations of the same model (chapter 12): the paper's block, and the modern one
 # that open models share since 2023 (pre-norm RMSNorm, SwiGLU, rotary positions, no biases).
 PRESETS = {
+    # the block of chapter 7 moved to pre-norm, with learned positions: GPT-2's layout with ReLU
+    "pre-ln": dict(norm="pre", normalization="layer_norm", ffn="relu", positions="learned",
+                   bias=True, scale_embeddings=False, qk_norm=False, num_kv_heads=None),
     "paper": dict(norm="post", normalization="layer_norm", ffn="relu", positions="sinusoidal",
                   bias=True, scale_embeddings=True, qk_norm=False, num_kv_heads=None),
     "modern": dict(norm="pre", normalization="rms_norm", ffn="swiglu", d_ff=None, positions="rotary",

@@ -39,7 +39,7 @@ EXIT_INTERRUPTED = 130    # 128 + SIGINT, the shell's convention for a run stopp
 # The options of the command line itself (not of the model or of the training).
 CLI_DEFAULTS = dict(task="shakespeare", data_path=None, data_dir=str(DATA_DIR), context=64,
                     tokenizer="char", bpe_vocab_size=512,
-                    preset=None, checkpoint=None, resume=False, overwrite=False, sample=300, prompt=None,
+                    preset="modern", checkpoint=None, resume=False, overwrite=False, sample=300, prompt=None,
                     temperature=0.8, top_k=0, beam=1)
 
 _MODEL = {f.name: f.default for f in dataclasses.fields(ModelConfig)}

@@ -215,6 +215,30 @@ def test_the_parser_is_built_from_the_configs_defaults():
     assert tuple(norm_choices) == helpers.layers.NORMS
 
 
+def test_the_command_lines_default_model_is_the_modern_preset_and_presets_can_be_overridden():
+    from helpers.model import PRESETS
+    from helpers.train import _given, configs_from_args
+
+    task = tiny_task()
+
+    def model_config(argv):
+        return configs_from_args(build_parser().parse_args(argv), task, _given(argv))[0]
+
+    default = model_config([])
+    assert CLI_DEFAULTS["preset"] == "modern"
+    assert (default.norm, default.normalization, default.ffn, default.positions, default.bias) == \
+        ("pre", "rms_norm", "swiglu", "rotary", False)
+    assert default.d_ff == round(8 * default.d_model / 3)                    # SwiGLU's width (chapter 12)
+    for name, preset in PRESETS.items():
+        config = model_config(["--preset", name])
+        assert all(getattr(config, k) == v for k, v in preset.items() if v is not None), name
+    # pre-ln is exactly ModelConfig's own defaults (the block the chapters build by default)
+    assert model_config(["--preset", "pre-ln"]) == task.model_config()
+    # an option given explicitly wins over the preset
+    assert model_config(["--positions", "learned"]).positions == "learned"
+    assert model_config(["--preset", "paper", "--ffn", "gelu"]).ffn == "gelu"
+
+
 def test_help_documents_every_option(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
