@@ -266,7 +266,7 @@ def main(argv=None) -> int:
         for budget in (float(b) for b in args.budgets.split(",")):
             summary.append(run_training(name, budget, args, device, tasks, targets, peak))
     if summary:
-        print(f"\n## summary: validation loss at the end of each budget (wall-clock, evaluations included)")
+        print("\n## summary: validation loss at the end of each budget (wall-clock, evaluations included)")
         print(f"{'run':>8} {'budget s':>9} {'final':>7} {'best':>7} {'tokens/s':>9}  " + "  ".join(f"<= {t}" for t in targets))
         for s in summary:
             hits = "  ".join(f"{hit[0]:>6.1f}s" if hit else "     -" for hit in s["hits"].values())

@@ -1,5 +1,4 @@
 """The torch backend equals PyTorch's own implementations of the same formulas."""
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

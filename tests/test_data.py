@@ -5,7 +5,6 @@ import hashlib
 import http.server
 import math
 import threading
-from collections import Counter
 
 import numpy as np
 import pytest

@@ -16,7 +16,6 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-import helpers
 from helpers.checkpoint import load_checkpoint
 from helpers.data import MarkovSource, TextCorpus
 from helpers.distributed import data_parallel_gradients, ring_all_reduce

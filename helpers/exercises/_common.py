@@ -1,4 +1,5 @@
-"""What every chapter's exercise checks share: the "not attempted" reply and number parsing."""
+"""What every chapter's exercise checks share: the "not attempted" and "correct" replies and
+number parsing."""
 from __future__ import annotations
 
 import numpy as np
@@ -31,3 +32,23 @@ def as_array(n: int, answer, shape: tuple, name: str = "your answer") -> np.ndar
                         f"got {type(answer).__name__}") from None
     assert a.shape == tuple(shape), f"Exercise {n}: {name} should have shape {tuple(shape)}, got {a.shape}"
     return a
+
+
+def correct(n: int) -> None:
+    """The only thing a check prints on success: no number but the exercise's, so that a
+    stored solution gives nothing away."""
+    print(f"Exercise {n}: correct.")
+
+
+def as_whole(n: int, answer) -> int:
+    """The answer as an int: a TypeError for something that is not a number (or is a bool),
+    an AssertionError for a number that is not whole (2.5)."""
+    if isinstance(answer, bool):
+        raise TypeError(f"Exercise {n}: expected a whole number, got a bool")
+    try:
+        value = int(answer)
+    except (TypeError, ValueError, OverflowError):
+        raise TypeError(f"Exercise {n}: expected a whole number, got {type(answer).__name__}") from None
+    if value != answer:
+        raise AssertionError(f"Exercise {n}: expected a whole number, got {answer!r}")
+    return value

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import as_array, not_attempted
+from ._common import as_array, correct, not_attempted
 
 # Exercise 1: the first BPE merge on a tiny text.
 EXERCISE_1_TEXT = "banana bandana"
@@ -43,10 +43,6 @@ EXERCISE_6_TEXT = "We'll sail at 6:30,  won't we?"
 _EXERCISE_6_EXPECTED = ["We", "'ll", " sail", " at", " 6", ":", "30", ",", " ", " won", "'t", " we", "?"]
 
 
-def _correct(n: int) -> None:
-    print(f"Exercise {n}: correct.")
-
-
 def check_exercise_1(answer) -> None:
     """The segmentation of EXERCISE_1_TEXT after one BPE merge, as a list of strings."""
     if not_attempted(1, answer):
@@ -66,7 +62,7 @@ def check_exercise_1(answer) -> None:
     assert answer == _EXERCISE_1_EXPECTED, (
         f"Exercise 1: got {answer}. Count the adjacent pairs in 'banana' and ' bandana', take the "
         "most frequent one and join each of its occurrences into one token.")
-    _correct(1)
+    correct(1)
 
 
 def check_exercise_2(answer) -> None:
@@ -85,7 +81,7 @@ def check_exercise_2(answer) -> None:
         f"Exercise 2: row r must have its 1 in column ids[r]; your 1s are in columns "
         f"{list(x.argmax(axis=1))}, the ids are {EXERCISE_2_IDS}.")
     np.testing.assert_array_equal(x @ EXERCISE_2_W_E, EXERCISE_2_W_E[EXERCISE_2_IDS])
-    _correct(2)
+    correct(2)
 
 
 def check_exercise_3(answer) -> None:
@@ -102,7 +98,7 @@ def check_exercise_3(answer) -> None:
         raise AssertionError("Exercise 3: that is what the three matrices cost together; the "
                              "saving is what is left out when they become one.")
     assert answer == 2 * one, f"Exercise 3: got {answer}; each matrix has |V| * d_model entries."
-    _correct(3)
+    correct(3)
 
 
 def _tokens_with(merges: int) -> tuple[int, int]:
@@ -130,7 +126,7 @@ def check_exercise_4(answer) -> None:
         assert before > EXERCISE_4_MAX_TOKENS, (
             f"Exercise 4: {answer} merges work, but so do {answer - 1} ({before} tokens): "
             "find the fewest.")
-    _correct(4)
+    correct(4)
 
 
 # --------------------------------------------------------------------------- exercise 5
@@ -212,7 +208,7 @@ def check_exercise_5(tied_embedding_grad) -> None:
             f"Exercise 5: on random input {trial} your gradient differs from autograd's by up to "
             f"{np.abs(got - expected).max():.3g}. Write X and the logits entry by entry and "
             "differentiate with respect to one entry (W_e)[v, j].")
-    _correct(5)
+    correct(5)
 
 
 def check_exercise_6(answer) -> None:
@@ -239,4 +235,4 @@ def check_exercise_6(answer) -> None:
         "Exercise 6: not yet. Walk along the text and at each position try the alternatives in "
         "order: contractions, ' ?letters', ' ?digits', ' ?other', whitespace not before a "
         "non-space, whitespace.")
-    _correct(6)
+    correct(6)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import as_array, not_attempted
+from ._common import as_array, as_whole, not_attempted
 
 # Exercise 1: the paper's base model.
 EXERCISE_1_D_MODEL = 512
@@ -26,17 +26,11 @@ EXERCISE_4_E = 6
 EXERCISE_4_HEADS = 3
 
 
-def _as_int(n: int, answer) -> int:
-    if isinstance(answer, bool) or not float(answer).is_integer():
-        raise TypeError(f"Exercise {n}: expected a whole number, got {answer!r}")
-    return int(answer)
-
-
 def check_exercise_1(answer) -> None:
     """Parameters of one multi-head attention layer with biases: 4 d_model^2 + 4 d_model."""
     if not_attempted(1, answer):
         return
-    value = _as_int(1, answer)
+    value = as_whole(1, answer)
     d, h = EXERCISE_1_D_MODEL, EXERCISE_1_HEADS
     expected = 4 * d * d + 4 * d
     if value == 4 * d * d:
@@ -88,7 +82,7 @@ def check_exercise_3(answer) -> None:
     """Multiply-adds of the matrix products of a cross-attention layer (n_q, n_k, d_model, h)."""
     if not_attempted(3, answer):
         return
-    value = _as_int(3, answer)
+    value = as_whole(3, answer)
     s = EXERCISE_3_SIZES
     n_q, n_k, d = s["n_q"], s["n_k"], s["d_model"]
     expected = exercise_3_expected()

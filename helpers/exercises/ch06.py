@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ._common import as_array, as_float, not_attempted
+from ._common import as_array, as_float, correct, not_attempted
 
 # Exercise 1: LayerNorm of this vector with gamma = 1, beta = 0, eps = 0.
 EXERCISE_1_X = np.array([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0])
@@ -24,10 +24,6 @@ EXERCISE_2_D_MODEL, EXERCISE_2_D_FF = 1024, 4096
 EXERCISE_3_D = 8
 # Exercise 5: (shape of x, eps) of each random trial; the large eps makes forgetting it visible.
 EXERCISE_5_TRIALS = (((6,), 1e-5), ((3, 7), 1e-5), ((2, 3, 5), 0.5))
-
-
-def _correct(n: int) -> None:
-    print(f"Exercise {n}: correct.")
 
 
 def check_exercise_1(answer) -> None:
@@ -50,7 +46,7 @@ def check_exercise_1(answer) -> None:
     assert np.allclose(got, expected, atol=1e-9), (
         "Exercise 1: not LayerNorm(x) yet. Compute mu = mean(x), sigma^2 = mean((x - mu)^2), "
         "then (x - mu) / sqrt(sigma^2 + 0).")
-    _correct(1)
+    correct(1)
 
 
 def check_exercise_2(answer) -> None:
@@ -70,7 +66,7 @@ def check_exercise_2(answer) -> None:
                              "d_ff = 4096.")
     assert value == expected, ("Exercise 2: not yet. W1 is (d_model, d_ff), b1 (d_ff,), "
                                "W2 (d_ff, d_model), b2 (d_model,): add their sizes.")
-    _correct(2)
+    correct(2)
 
 
 def check_exercise_3(answer) -> None:
@@ -90,7 +86,7 @@ def check_exercise_3(answer) -> None:
     assert math.isclose(value, expected, rel_tol=1e-9), (
         "Exercise 3: not yet. Write sigma_unbiased^2 = d/(d-1) sigma^2 and compare "
         "(x - mu)/sigma_unbiased with (x - mu)/sigma.")
-    _correct(3)
+    correct(3)
 
 
 def check_exercise_4(pre_ln_ffn_sublayer) -> None:
@@ -124,7 +120,7 @@ def check_exercise_4(pre_ln_ffn_sublayer) -> None:
         raise AssertionError("Exercise 4: there is no LayerNorm in it: normalise the FFN's input.")
     assert np.allclose(got, x + ffn(ln(x)), atol=1e-9), (
         "Exercise 4: the output differs from x + FFN(LayerNorm(x)) (eps = 1e-5).")
-    _correct(4)
+    correct(4)
 
 
 # ---------------------------------------------------------------- exercise 5: LayerNorm backward
@@ -225,4 +221,4 @@ def check_exercise_5(layer_norm_dx) -> None:
         raise AssertionError(f"Exercise 5: for x of shape {shape}, eps = {eps:g} your dx differs from "
                              "autograd's. Write x_hat_i = (x_i - mu)/sigma, differentiate it with respect "
                              "to x_j (mu and sigma both depend on x_j), then sum g_i d x_hat_i / d x_j over i.")
-    _correct(5)
+    correct(5)

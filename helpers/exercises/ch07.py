@@ -15,7 +15,7 @@ import numpy as np
 
 import math
 
-from ._common import as_array, as_float, not_attempted
+from ._common import as_array, as_float, correct, not_attempted
 
 # Exercise 1: one encoder layer of this size.
 EXERCISE_1_D_MODEL, EXERCISE_1_D_FF = 256, 1024
@@ -29,10 +29,6 @@ EXERCISE_4 = dict(d_model=1024, d_ff=4096, layers=6, vocab=37000)
 # trial: target positions 0..a attend over source positions 0..n_src-1.
 EXERCISE_5_CASES = ((3, 8), (7, 16), (12, 6), (1, 2), (25, 32))
 EXERCISE_5_ATTENTION = dict(a=5, n_src=6, d_model=8, scale=5.0)
-
-
-def _correct(n: int) -> None:
-    print(f"Exercise {n}: correct.")
 
 
 def _as_bool_array(n: int, answer) -> np.ndarray:
@@ -62,7 +58,7 @@ def check_exercise_1(answer) -> None:
         raise AssertionError("Exercise 1: that is a *decoder* layer (two attentions, three LayerNorms).")
     assert answer == expected, ("Exercise 1: not yet. Add 4 d^2 + 4 d (attention), "
                                 "2 d d_ff + d_ff + d (FFN) and 2 x 2 d (two LayerNorms).")
-    _correct(1)
+    correct(1)
 
 
 def check_exercise_2(answer) -> None:
@@ -79,7 +75,7 @@ def check_exercise_2(answer) -> None:
         raise AssertionError("Exercise 2: that is helpers' convention (True = may attend). PyTorch's "
                              "key_padding_mask means the opposite: True = ignore this key. Invert it.")
     assert np.array_equal(got, ~real), f"Exercise 2: expected\n{~real}\ngot\n{got}"
-    _correct(2)
+    correct(2)
 
 
 def check_exercise_3(answer) -> None:
@@ -102,7 +98,7 @@ def check_exercise_3(answer) -> None:
     if np.array_equal(got, np.broadcast_to(real, expected.shape)):
         raise AssertionError("Exercise 3: only the padding part is there; the decoder also needs the causal mask.")
     assert np.array_equal(got, expected), f"Exercise 3: expected\n{expected}\ngot\n{got}"
-    _correct(3)
+    correct(3)
 
 
 def check_exercise_4(answer) -> None:
@@ -124,7 +120,7 @@ def check_exercise_4(answer) -> None:
         raise AssertionError("Exercise 4: that is the base model; the big one has d_model = 1024, d_ff = 4096.")
     assert value == expected, ("Exercise 4: not yet. N x (encoder layer + decoder layer) "
                                "+ 2 final LayerNorms + 3 vocab x d_model tables.")
-    _correct(4)
+    correct(4)
 
 
 # ---------------------------------------------------------------- exercise 5: reversal as a matrix
@@ -205,4 +201,4 @@ def check_exercise_5(reversal_matrix) -> None:
         assert np.array_equal(weights[0].argmax(-1), a - np.arange(a + 1)), (
             f"Exercise 5: with W^Q = {scale:g} F ({backend}), the target positions should look at "
             f"source positions {list(a - np.arange(a + 1))}, got {list(weights[0].argmax(-1))}.")
-    _correct(5)
+    correct(5)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import not_attempted
+from ._common import as_whole, correct, not_attempted
 
 # Exercise 1: one layer's attention weights, one sequence, float16.
 EXERCISE_1 = dict(n=8192, d_model=2048, num_heads=32, itemsize=2)
@@ -24,22 +24,6 @@ EXERCISE_3_TRIALS = 12
 EXERCISE_4 = dict(n=1024, block_q=256, block_k=128)
 
 
-def _as_int(n: int, answer) -> int:
-    if isinstance(answer, bool):
-        raise TypeError(f"Exercise {n}: expected a whole number, got a bool")
-    try:
-        value = int(answer)
-    except (TypeError, ValueError):
-        raise TypeError(f"Exercise {n}: expected a whole number, got {type(answer).__name__}") from None
-    if value != answer:
-        raise AssertionError(f"Exercise {n}: expected a whole number, got {answer!r}")
-    return value
-
-
-def _correct(n: int) -> None:
-    print(f"Exercise {n}: correct.")
-
-
 # ----------------------------------------------------------------------------- exercise 1
 
 
@@ -47,7 +31,7 @@ def check_exercise_1(answer) -> None:
     """Bytes of one layer's attention weights for one sequence: h * n^2 * itemsize."""
     if not_attempted(1, answer):
         return
-    value = _as_int(1, answer)
+    value = as_whole(1, answer)
     n, h, itemsize = EXERCISE_1["n"], EXERCISE_1["num_heads"], EXERCISE_1["itemsize"]
     expected = h * n * n * itemsize
     if value == n * n * itemsize:
@@ -62,7 +46,7 @@ def check_exercise_1(answer) -> None:
                              "not enter its size.")
     assert value == expected, (f"Exercise 1: got {value}. One head's weights are an (n, n) matrix "
                                "of float16 numbers; there are h heads.")
-    _correct(1)
+    correct(1)
 
 
 # ----------------------------------------------------------------------------- exercise 2
@@ -106,7 +90,7 @@ def check_exercise_2(count_function) -> None:
                 f"Exercise 2: count({n}, {s}) = {got!r}, but the mask has {expected} True entries. "
                 "Count each pattern (the causal window and the causal strided mask) and the "
                 "pairs they share: |A or B| = |A| + |B| - |A and B|.")
-    _correct(2)
+    correct(2)
 
 
 # ----------------------------------------------------------------------------- exercise 3
@@ -232,7 +216,7 @@ def check_exercise_3(merge) -> None:
     for backend in ("numpy", "torch"):
         for scores, values, cuts in _exercise_3_cases():
             _check_merged(merge, scores, values, cuts, backend)
-    _correct(3)
+    correct(3)
 
 
 # ----------------------------------------------------------------------------- exercise 4
@@ -242,7 +226,7 @@ def check_exercise_4(answer) -> None:
     """Score tiles a causal tiled attention computes with block_q = 2 block_k."""
     if not_attempted(4, answer):
         return
-    value = _as_int(4, answer)
+    value = as_whole(4, answer)
     n, b_q, b_k = EXERCISE_4["n"], EXERCISE_4["block_q"], EXERCISE_4["block_k"]
     # query block a needs key block b iff the tile's first key comes no later than its last query
     expected = sum(1 for a in range(0, n, b_q) for b in range(0, n, b_k) if b <= a + b_q - 1)
@@ -261,4 +245,4 @@ def check_exercise_4(answer) -> None:
     assert value == expected, (f"Exercise 4: got {value}. Query block a holds queries "
                                f"{b_q}a .. {b_q}a + {b_q - 1}: which key blocks start at or "
                                "before its last query?")
-    _correct(4)
+    correct(4)

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ._common import as_array, as_float, not_attempted
+from ._common import as_array, as_float, as_whole, correct, not_attempted
 
 # Exercise 1: one token's vector, the gains, eps = 0.
 EXERCISE_1_X = np.array([3.0, -1.0, 2.0, 0.0, -4.0, 1.0, 1.0, 2.0])
@@ -26,22 +26,6 @@ EXERCISE_6_GAMMA_Q = np.array([1.0, 0.9, 1.1, 0.8, 1.0, 1.3, 0.7, 1.0,
                                0.95, 1.05, 1.2, 0.85, 1.0, 0.9, 1.1, 1.0])
 EXERCISE_6_GAMMA_K = np.array([1.0, 1.0, 0.9, 1.4, 1.1, 0.6, 1.0, 0.8,
                                1.0, 1.2, 0.9, 1.0, 1.1, 1.0, 0.7, 1.0])
-
-
-def _correct(n: int) -> None:
-    print(f"Exercise {n}: correct.")
-
-
-def _as_whole(n: int, answer) -> int:
-    if isinstance(answer, bool):
-        raise TypeError(f"Exercise {n}: expected a whole number, got a bool")
-    try:
-        value = int(answer)
-    except (TypeError, ValueError):
-        raise TypeError(f"Exercise {n}: expected a whole number, got {type(answer).__name__}") from None
-    if value != answer:
-        raise AssertionError(f"Exercise {n}: expected a whole number, got {answer!r}")
-    return value
 
 
 # ---------------------------------------------------------------- 1. RMSNorm by hand
@@ -72,7 +56,7 @@ def check_exercise_1(answer) -> None:
                              "the square root.")
     assert close(expected), ("Exercise 1: not RMSNorm(x). Compute r = sqrt(mean(x^2)) over the 8 "
                              "features, then x / r * gamma.")
-    _correct(1)
+    correct(1)
 
 
 # ---------------------------------------------------------------- 2. RMSNorm backward (derivation)
@@ -135,7 +119,7 @@ def check_exercise_2(rms_norm_grad) -> None:
         assert np.allclose(d_x, ref_x, rtol=1e-8, atol=1e-10), (
             f"Exercise 2: dx is wrong for x of shape {shape}, eps = {eps}. With g = d_output * gamma, "
             "differentiate x_hat_i = x_i / r with r = sqrt(mean(x^2) + eps) and sum g_i dx_hat_i/dx_j.")
-    _correct(2)
+    correct(2)
 
 
 # ---------------------------------------------------------------- 3. the SwiGLU width
@@ -144,7 +128,7 @@ def check_exercise_3(answer) -> None:
     """Llama's d_ff: int(8 d_model / 3) rounded up to a multiple of multiple_of."""
     if not_attempted(3, answer):
         return
-    value = _as_whole(3, answer)
+    value = as_whole(3, answer)
     d, multiple = EXERCISE_3["d_model"], EXERCISE_3["multiple_of"]
     raw = int(2 * (4 * d) / 3)
     expected = multiple * ((raw + multiple - 1) // multiple)
@@ -158,7 +142,7 @@ def check_exercise_3(answer) -> None:
         raise AssertionError("Exercise 3: you rounded down; the rule rounds up to the next multiple.")
     assert value == expected, ("Exercise 3: not the rule's width. Take int(2 * 4 d_model / 3), then "
                                "the smallest multiple of multiple_of that is not below it.")
-    _correct(3)
+    correct(3)
 
 
 # ---------------------------------------------------------------- 4. the score as a function of the offset (derivation)
@@ -205,7 +189,7 @@ def check_exercise_4(score_from_offset) -> None:
             assert math.isclose(got, by_hand, rel_tol=1e-9, abs_tol=1e-9), (
                 f"Exercise 4: wrong for d = {d}, theta = {theta}, offset = {offset}. Rotations compose by "
                 "adding angles: rot(q, i) . rot(k, i + offset) = q . rot(k, offset).")
-    _correct(4)
+    correct(4)
 
 
 # ---------------------------------------------------------------- 5. the KV cache
@@ -214,7 +198,7 @@ def check_exercise_5(answer) -> None:
     """Bytes of the KV cache: 2 * layers * batch * n * num_kv_heads * d_k * bytes_per_number."""
     if not_attempted(5, answer):
         return
-    value = _as_whole(5, answer)
+    value = as_whole(5, answer)
     c = EXERCISE_5
     per_position = c["layers"] * c["d_k"] * c["bytes_per_number"]
     expected = 2 * per_position * c["num_kv_heads"] * c["n"] * c["batch"]
@@ -231,7 +215,7 @@ def check_exercise_5(answer) -> None:
     assert value == expected, ("Exercise 5: not the cache's size. Count, for every layer, every "
                                "sequence and every position, one key and one value vector of d_k "
                                "numbers per K/V head.")
-    _correct(5)
+    correct(5)
 
 
 # ---------------------------------------------------------------- 6. QK-norm's bound
@@ -258,7 +242,7 @@ def check_exercise_6(answer) -> None:
         "Exercise 6: not the largest reachable value. After RMSNorm each of u = q/rms(q) and "
         "v = k/rms(k) has squared length at most d_k; put all of it on the one feature where "
         "|gamma_q,i gamma_k,i| is largest.")
-    _correct(6)
+    correct(6)
 
 
 # ---------------------------------------------------------------- 7. the modern decoder's parameters (derivation)
@@ -313,7 +297,7 @@ def check_exercise_7(modern_parameter_count) -> None:
         raise TypeError("Exercise 7: pass your function modern_parameter_count itself (without calling it)")
     for case in EXERCISE_7_CASES:
         vocab_size, d, layers, heads, kv_heads, d_ff, qk_norm = case
-        got = _as_whole(7, modern_parameter_count(*case))
+        got = as_whole(7, modern_parameter_count(*case))
         expected = _modern_reference(*case)
         d_k = d // heads
         where = (f"for vocab_size={vocab_size}, d_model={d}, num_layers={layers}, num_heads={heads}, "
@@ -343,4 +327,4 @@ def check_exercise_7(modern_parameter_count) -> None:
                                  "d_model), W^K and W^V (d_model x num_kv_heads d_k), the QK-norm gains "
                                  "if any, SwiGLU's three matrices and two RMSNorm gains; then the "
                                  "embedding table and the final norm.")
-    _correct(7)
+    correct(7)

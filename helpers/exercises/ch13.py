@@ -11,29 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import as_array, not_attempted
+from ._common import as_array, as_whole, correct, not_attempted
 
 # Exercise 1 and 2: ViT-B/16 on ImageNet-sized images (the ViT paper's base model).
 EXERCISE_1 = dict(image_size=224, channels=3, patch_size=16)
 EXERCISE_2 = dict(image_size=224, channels=3, patch_size=16, d_model=768)
 # Exercise 5: a context of a few sentences and a cap on the answer length.
 EXERCISE_5 = dict(n=120, max_length=15)
-
-
-def _correct(n: int) -> None:
-    print(f"Exercise {n}: correct.")
-
-
-def _as_whole(n: int, answer) -> int:
-    if isinstance(answer, bool):
-        raise TypeError(f"Exercise {n}: expected a whole number, got a bool")
-    try:
-        value = int(answer)
-    except (TypeError, ValueError):
-        raise TypeError(f"Exercise {n}: expected a whole number, got {type(answer).__name__}") from None
-    if value != answer:
-        raise AssertionError(f"Exercise {n}: expected a whole number, got {answer!r}")
-    return value
 
 
 # ---------------------------------------------------------------- 1. patches of ViT-B/16
@@ -46,7 +30,7 @@ def check_exercise_1(answer) -> None:
         patches, width = answer
     except (TypeError, ValueError):
         raise TypeError("Exercise 1: answer with a pair (number of patches, numbers per patch)") from None
-    patches, width = _as_whole(1, patches), _as_whole(1, width)
+    patches, width = as_whole(1, patches), as_whole(1, width)
     c = EXERCISE_1
     side = c["image_size"] // c["patch_size"]
     expected = (side * side, c["patch_size"] ** 2 * c["channels"])
@@ -61,7 +45,7 @@ def check_exercise_1(answer) -> None:
                              "patch holds all of them.")
     assert (patches, width) == expected, ("Exercise 1: not right. N = (H/p)(W/p) patches, each "
                                           "flattened into p*p*C numbers.")
-    _correct(1)
+    correct(1)
 
 
 # ---------------------------------------------------------------- 2. the input stage's parameters
@@ -70,7 +54,7 @@ def check_exercise_2(answer) -> None:
     """Parameters of ViT-B/16's input stage: W_E and b_E, the [CLS] vector, learned positions."""
     if not_attempted(2, answer):
         return
-    value = _as_whole(2, answer)
+    value = as_whole(2, answer)
     c = EXERCISE_2
     n_patches = (c["image_size"] // c["patch_size"]) ** 2
     patch_dim = c["patch_size"] ** 2 * c["channels"]
@@ -88,7 +72,7 @@ def check_exercise_2(answer) -> None:
                              "channels included.")
     assert value == expected, ("Exercise 2: not right. Count W_E (p*p*C, d_model), b_E (d_model), "
                                "the [CLS] vector (d_model) and one position per token, N + 1 of them.")
-    _correct(2)
+    correct(2)
 
 
 # ---------------------------------------------------------------- 3. the convolution as a matrix (derivation)
@@ -152,7 +136,7 @@ def check_exercise_3(conv_to_matrix) -> None:
             f"d_out = {d_out}. Output o of the convolution at patch k is sum over ch, i, j of "
             "weight[o, ch, i, j] x[ch, r p + i, c p + j]; match each term with an entry of the "
             "flattened patch.")
-    _correct(3)
+    correct(3)
 
 
 # ---------------------------------------------------------------- 4. the gradient of the contrastive loss (derivation)
@@ -215,7 +199,7 @@ def check_exercise_4(contrastive_grad) -> None:
         assert close(expected), (f"Exercise 4: not dL/dS for N = {n}. Differentiate each cross-entropy "
                                  "as in chapter 8 (softmax minus one-hot, divided by the number of "
                                  "terms averaged), once along rows and once along columns.")
-    _correct(4)
+    correct(4)
 
 
 # ---------------------------------------------------------------- 5. candidate spans
@@ -224,7 +208,7 @@ def check_exercise_5(answer) -> None:
     """The number of spans (i, j), 0 <= i <= j < n, j - i + 1 <= max_length."""
     if not_attempted(5, answer):
         return
-    value = _as_whole(5, answer)
+    value = as_whole(5, answer)
     n, L = EXERCISE_5["n"], EXERCISE_5["max_length"]
     expected = sum(min(L, n - i) for i in range(n))                    # spans starting at i
     if value == n * (n + 1) // 2:
@@ -235,4 +219,4 @@ def check_exercise_5(answer) -> None:
                              "context a span runs out of tokens.")
     assert value == expected, ("Exercise 5: not right. Count, for each start i, the ends j with "
                                "i <= j <= min(i + max_length - 1, n - 1).")
-    _correct(5)
+    correct(5)
