@@ -32,9 +32,9 @@ from torch import nn
 from . import layers as L
 from ._backend import namespace, require_float, shape
 from .loss import cross_entropy
-from .model import Embedding, LayerParameters, NormParameters, Positions, StoredConfig
+from .model import Embedding, LayerParameters, NormParameters, Positions
 from .tokenizers import CharTokenizer
-from .vision import DIGIT_NAMES, VisionConfig, VisionTransformer
+from .vision import DIGIT_NAMES, EncoderStackConfig, VisionConfig, VisionTransformer
 
 # --------------------------------------------------------------------------- the formulas
 
@@ -166,7 +166,7 @@ def encode_captions(tokenizer: CharTokenizer, captions, length: int) -> torch.Te
 
 
 @dataclass
-class TextConfig(StoredConfig):
+class TextConfig(EncoderStackConfig):
     """A small character Transformer over captions (chapter 7's encoder, pre-norm).
 
     vocab_size (pad id 0), max_len (characters), d_model, num_heads, num_layers, d_ff (default
@@ -190,19 +190,7 @@ class TextConfig(StoredConfig):
     def __post_init__(self):
         if self.d_ff is None and isinstance(self.d_model, int):
             self.d_ff = 4 * self.d_model
-        for name in ("vocab_size", "max_len", "d_model", "num_heads", "num_layers", "d_ff"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"TextConfig: {name} must be a positive integer, got {value!r}")
-        if self.d_model % self.num_heads:
-            raise ValueError(f"TextConfig: num_heads={self.num_heads} must divide d_model={self.d_model}")
-        if self.kernels not in ("fused", "math"):
-            raise ValueError(f"TextConfig: kernels must be 'fused' or 'math', got {self.kernels!r}")
-        self.layer_options()
-
-    def layer_options(self, training: bool = False) -> L.LayerOptions:
-        return L.LayerOptions(normalization=self.normalization, ffn=self.ffn, bias=self.bias,
-                              fused=self.kernels == "fused", dropout=self.dropout if training else 0.0)
+        self.check_stack(("vocab_size", "max_len"))
 
 
 class TextEncoder(nn.Module):

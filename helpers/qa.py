@@ -31,7 +31,8 @@ from . import layers as L
 from ._backend import namespace, require_float, shape
 from .data import PairBatches
 from .loss import cross_entropy
-from .model import Embedding, LayerParameters, NormParameters, Positions, StoredConfig, initial_value
+from .model import Embedding, LayerParameters, NormParameters, Positions, initial_value
+from .vision import EncoderStackConfig
 
 # --------------------------------------------------------------------------- the formulas
 
@@ -206,7 +207,7 @@ def context_mask(tokens, sep_id: int, pad_id: int = 0):
 
 
 @dataclass
-class QAConfig(StoredConfig):
+class QAConfig(EncoderStackConfig):
     """The encoder that reads "[CLS] question [SEP] context" (pre-norm, as the other models
     of chapter 13), and the span head. Names as in :class:`helpers.model.ModelConfig`."""
 
@@ -228,22 +229,9 @@ class QAConfig(StoredConfig):
     def __post_init__(self):
         if self.d_ff is None and isinstance(self.d_model, int):
             self.d_ff = 4 * self.d_model
-        for name in ("vocab_size", "max_len", "d_model", "num_heads", "num_layers", "d_ff"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"QAConfig: {name} must be a positive integer, got {value!r}")
+        self.check_stack(("vocab_size", "max_len"))
         if self.positions not in ("learned", "rotary"):
             raise ValueError(f"QAConfig: positions must be 'learned' or 'rotary', got {self.positions!r}")
-        if self.d_model % self.num_heads:
-            raise ValueError(f"QAConfig: num_heads={self.num_heads} must divide d_model={self.d_model}")
-        if self.kernels not in ("fused", "math"):
-            raise ValueError(f"QAConfig: kernels must be 'fused' or 'math', got {self.kernels!r}")
-        self.layer_options()
-
-    def layer_options(self, training: bool = False) -> L.LayerOptions:
-        return L.LayerOptions(normalization=self.normalization, ffn=self.ffn, bias=self.bias,
-                              rotary_theta=10000.0 if self.positions == "rotary" else None,
-                              fused=self.kernels == "fused", dropout=self.dropout if training else 0.0)
 
 
 class SpanQAModel(nn.Module):

@@ -237,11 +237,44 @@ class ImageClassificationTask:
 
 # --------------------------------------------------------------------------- the model
 
+class EncoderStackConfig(StoredConfig):
+    """What the configurations of chapter 13's three encoders (images, captions, question and
+    context) share: the checks of the stack's options and the :class:`helpers.layers.LayerOptions`
+    they give. A subclass is a dataclass with the fields d_model, num_heads, num_layers, d_ff,
+    norm, normalization, ffn, bias, dropout, kernels (and optionally positions)."""
+
+    def check_stack(self, positive: tuple = ()):
+        """Raise a ValueError naming the field for any option out of range; ``positive`` names
+        more fields that must be positive integers."""
+        name = type(self).__name__
+        for field in tuple(positive) + ("d_model", "num_heads", "num_layers", "d_ff"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: {field} must be a positive integer, got {value!r}")
+        if self.d_model % self.num_heads:
+            raise ValueError(f"{name}: num_heads={self.num_heads} must divide d_model={self.d_model}")
+        if self.kernels not in ("fused", "math"):
+            raise ValueError(f"{name}: kernels must be 'fused' or 'math', got {self.kernels!r}")
+        if self.norm not in L.NORMS:
+            raise ValueError(f"{name}: norm must be one of {L.NORMS}, got {self.norm!r}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) \
+                or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"{name}: dropout must lie in [0, 1), got {self.dropout!r}")
+        self.layer_options()                                               # checks normalization, ffn
+
+    def layer_options(self, training: bool = False) -> L.LayerOptions:
+        """The options of every layer of the stack (dropout only while training)."""
+        rotary = getattr(self, "positions", None) == "rotary"
+        return L.LayerOptions(normalization=self.normalization, ffn=self.ffn, bias=self.bias,
+                              rotary_theta=10000.0 if rotary else None, fused=self.kernels == "fused",
+                              dropout=self.dropout if training else 0.0)
+
+
 VISION_POSITIONS = ("learned", "sinusoidal")
 
 
 @dataclass
-class VisionConfig(StoredConfig):
+class VisionConfig(EncoderStackConfig):
     """Everything that fixes a Vision Transformer's shape (helpers.model.ModelConfig's names).
 
     image_size: the side of the square images (pixels); patch_size p (divides it);
@@ -276,28 +309,14 @@ class VisionConfig(StoredConfig):
         self.validate()
 
     def validate(self):
-        positive = ["image_size", "patch_size", "channels", "d_model", "num_heads", "num_layers", "d_ff"]
-        if self.num_classes is not None:
-            positive.append("num_classes")
-        for name in positive:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"VisionConfig: {name} must be a positive integer, got {value!r}")
+        positive = ("image_size", "patch_size", "channels") + (() if self.num_classes is None else ("num_classes",))
+        self.check_stack(positive)
         if self.image_size % self.patch_size:
             raise ValueError(f"VisionConfig: patch_size={self.patch_size} must divide image_size={self.image_size}")
-        if self.d_model % self.num_heads:
-            raise ValueError(f"VisionConfig: num_heads={self.num_heads} must divide d_model={self.d_model}")
         if self.positions not in VISION_POSITIONS:
             raise ValueError(f"VisionConfig: positions must be one of {VISION_POSITIONS}, got {self.positions!r}")
         if self.positions == "sinusoidal" and self.d_model % 4:
             raise ValueError(f"VisionConfig: 2-D sinusoidal positions need d_model divisible by 4, got {self.d_model}")
-        if self.kernels not in ("fused", "math"):
-            raise ValueError(f"VisionConfig: kernels must be 'fused' or 'math', got {self.kernels!r}")
-        if self.norm not in L.NORMS:
-            raise ValueError(f"VisionConfig: norm must be one of {L.NORMS}, got {self.norm!r}")
-        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"VisionConfig: dropout must lie in [0, 1), got {self.dropout!r}")
-        self.layer_options()                                               # checks normalization, ffn
 
     @property
     def grid(self) -> int:
@@ -312,9 +331,6 @@ class VisionConfig(StoredConfig):
     def patch_dim(self) -> int:
         return self.patch_size ** 2 * self.channels
 
-    def layer_options(self, training: bool = False) -> L.LayerOptions:
-        return L.LayerOptions(normalization=self.normalization, ffn=self.ffn, bias=self.bias,
-                              fused=self.kernels == "fused", dropout=self.dropout if training else 0.0)
 
 
 
