@@ -83,6 +83,8 @@ from pathlib import Path
 
 import regex
 
+from .tokenizers import check_token_ids
+
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 _WORD = regex.compile(GPT2_PATTERN)
 MERGES_HEADER = "#version: 0.2"
@@ -530,27 +532,7 @@ class ByteLevelBPE:
 
     # ------------------------------------------------------------------ decoding
     def _check_ids(self, func: str, ids, name: str = "ids") -> list[int]:
-        if isinstance(ids, (str, bytes)):
-            raise TypeError(f"{func}: {name} must be a sequence of integers, got {type(ids).__name__}")
-        try:
-            ids = list(ids)
-        except TypeError:
-            raise TypeError(f"{func}: {name} must be a sequence of integers, got {type(ids).__name__}") from None
-        checked = []
-        for position, token_id in enumerate(ids):
-            label = name if name == "token_id" else f"{name}[{position}]"
-            if isinstance(token_id, bool):
-                raise TypeError(f"{func}: {label} must be an integer, got a bool")
-            try:
-                token_id = operator.index(token_id)
-            except TypeError:
-                raise TypeError(f"{func}: {label} must be an integer, got "
-                                f"{type(token_id).__name__} {token_id!r}") from None
-            if not 0 <= token_id < self.vocab_size:
-                raise ValueError(f"{func}: {label} = {token_id} is outside the vocabulary "
-                                 f"(ids run from 0 to {self.vocab_size - 1})")
-            checked.append(token_id)
-        return checked
+        return check_token_ids(func, ids, self.vocab_size, name)
 
     def decode_bytes(self, ids) -> bytes:
         """The bytes of the tokens ``ids``, joined (special tokens as their UTF-8 text)."""

@@ -96,22 +96,28 @@ def _as_token_list(func: str, name: str, values, allow_str: bool = True) -> list
     return values
 
 
-def _check_ids(func: str, ids, vocab_size: int) -> list[int]:
+def check_token_ids(func: str, ids, vocab_size: int, name: str = "ids") -> list[int]:
+    """``ids`` as a list of Python ints in 0 .. vocab_size - 1, or a TypeError/ValueError
+    that names ``func``, the argument (``name``, and the position of a bad element) and what
+    is allowed. Every tokenizer's decode checks its input with it."""
+    if isinstance(ids, (str, bytes)):
+        raise TypeError(f"{func}: {name} must be a sequence of integers, got {type(ids).__name__}")
     try:
         ids = list(ids)
     except TypeError:
-        raise TypeError(f"{func}: ids must be a sequence of integers, got {type(ids).__name__}") from None
+        raise TypeError(f"{func}: {name} must be a sequence of integers, got {type(ids).__name__}") from None
     checked = []
     for position, token_id in enumerate(ids):
+        label = name if name == "token_id" else f"{name}[{position}]"
         if isinstance(token_id, bool):
-            raise TypeError(f"{func}: ids[{position}] must be an integer, got a bool")
+            raise TypeError(f"{func}: {label} must be an integer, got a bool")
         try:
             token_id = operator.index(token_id)
         except TypeError:
-            raise TypeError(f"{func}: ids[{position}] must be an integer, got "
+            raise TypeError(f"{func}: {label} must be an integer, got "
                             f"{type(token_id).__name__} {token_id!r}") from None
         if not 0 <= token_id < vocab_size:
-            raise ValueError(f"{func}: ids[{position}] = {token_id} is outside the vocabulary "
+            raise ValueError(f"{func}: {label} = {token_id} is outside the vocabulary "
                              f"(ids run from 0 to {vocab_size - 1})")
         checked.append(token_id)
     return checked
@@ -159,7 +165,7 @@ class Vocabulary:
     def decode(self, ids, join: str = "", skip_specials: bool = True) -> str:
         """The tokens of ``ids`` (integers in 0..|V|-1) joined by ``join`` (a str)."""
         func = f"{type(self).__name__}.decode"
-        ids = _check_ids(func, ids, len(self.tokens))
+        ids = check_token_ids(func, ids, len(self.tokens))
         if not isinstance(join, str):
             raise TypeError(f"{func}: join must be a str (put between the tokens), got "
                             f"{type(join).__name__} {join!r}")
@@ -338,7 +344,7 @@ class BytePairTokenizer:
         """The text whose encoding is ``ids`` (a sequence of ints, 0 <= id < vocab_size)."""
         func = "BytePairTokenizer.decode"
         self._require_trained(func)
-        ids = _check_ids(func, ids, self.vocab_size)
+        ids = check_token_ids(func, ids, self.vocab_size)
         return "".join(self.vocab[i] for i in ids)
 
     def __repr__(self) -> str:
