@@ -12,8 +12,13 @@ def setup_chapter(seed: int = SEED) -> None:
     """Seed every random generator and fix print precision for NumPy and torch.
 
     nbval compares each cell's printed output with the stored one, so every chapter
-    starts from the same seeds and prints 4 decimals.
+    starts from the same seeds and prints 4 decimals. ``seed`` must be an integer from 0 to
+    2**32 - 1 (what NumPy's legacy generator accepts); anything else is a ValueError.
     """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 32:
+        raise ValueError(f"setup_chapter: seed must be an integer from 0 to 2**32 - 1, "
+                         f"got {type(seed).__name__} {seed!r}")
+    seed = int(seed)
     random.seed(seed)
     np.random.seed(seed)
     np.set_printoptions(precision=4, suppress=True)

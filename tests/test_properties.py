@@ -790,6 +790,12 @@ def test_setup_chapter_makes_the_generators_repeat():
     h.setup_chapter()
 
 
+@pytest.mark.parametrize("seed", [-1, 2 ** 32, 1.5, "0", None, True])
+def test_setup_chapter_refuses_a_seed_it_cannot_use(seed):
+    with pytest.raises(ValueError, match=r"setup_chapter: seed must be an integer from 0 to 2\*\*32 - 1"):
+        h.setup_chapter(seed)
+
+
 # ----------------------------------------------------------------------------- bad input, fuzzed
 
 def _arrays(lib):
