@@ -175,17 +175,6 @@ class TextConfig(EncoderStackConfig):
 
     vocab_size: int
     max_len: int = 32
-    d_model: int = 64
-    num_heads: int = 4
-    num_layers: int = 2
-    d_ff: int | None = None
-    norm: str = "pre"
-    normalization: str = "layer_norm"
-    ffn: str = "gelu"
-    bias: bool = True
-    dropout: float = 0.0
-    kernels: str = "fused"
-    eps: float = 1e-6
 
     def __post_init__(self):
         if self.d_ff is None and isinstance(self.d_model, int):

@@ -237,11 +237,24 @@ class ImageClassificationTask:
 
 # --------------------------------------------------------------------------- the model
 
+@dataclass(kw_only=True)
 class EncoderStackConfig(StoredConfig):
     """What the configurations of chapter 13's three encoders (images, captions, question and
-    context) share: the checks of the stack's options and the :class:`helpers.layers.LayerOptions`
-    they give. A subclass is a dataclass with the fields d_model, num_heads, num_layers, d_ff,
-    norm, normalization, ffn, bias, dropout, kernels (and optionally positions)."""
+    context) share: the stack's options (keyword-only, with the names of
+    :class:`helpers.model.ModelConfig`), their checks and the :class:`helpers.layers.LayerOptions`
+    they give. A subclass may add ``positions``; "rotary" turns rotary embeddings on."""
+
+    d_model: int = 64
+    num_heads: int = 4
+    num_layers: int = 2
+    d_ff: int | None = None               # default 4 d_model
+    norm: str = "pre"
+    normalization: str = "layer_norm"
+    ffn: str = "gelu"
+    bias: bool = True
+    dropout: float = 0.0
+    kernels: str = "fused"
+    eps: float = 1e-6
 
     def check_stack(self, positive: tuple = ()):
         """Raise a ValueError naming the field for any option out of range; ``positive`` names
@@ -290,18 +303,7 @@ class VisionConfig(EncoderStackConfig):
     patch_size: int = 2
     channels: int = 1
     num_classes: int | None = 10
-    d_model: int = 64
-    num_heads: int = 4
-    num_layers: int = 2
-    d_ff: int | None = None
     positions: str = "learned"
-    norm: str = "pre"
-    normalization: str = "layer_norm"
-    ffn: str = "gelu"
-    bias: bool = True
-    dropout: float = 0.0
-    kernels: str = "fused"
-    eps: float = 1e-6
 
     def __post_init__(self):
         if self.d_ff is None and isinstance(self.d_model, int):
