@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 
-from ._backend import (as_int, as_real, check_axis, compute_dtype, formula_namespace, has_values,
-                       require_flag, require_float, require_ndim, require_torch, shape)
+from ._backend import (as_int, as_real, compute_dtype, formula_namespace, has_values, require_flag,
+                       require_float, require_ndim, require_torch, shape)
+from .softmax import normalising_input
 
 
 def log_softmax(x, axis: int = -1):
@@ -22,17 +23,12 @@ def log_softmax(x, axis: int = -1):
     +inf, or made only of -inf, gives NaN everywhere; an entry -inf among finite ones
     gives -inf (probability 0). Derived in chapter 8.
     """
-    func = "log_softmax"
-    xp = formula_namespace(func, x=x)
-    require_float(func, "x", x, xp)
-    axis = check_axis(func, "axis", axis, len(x.shape))
-    if x.shape[axis] == 0:
-        return x * 1                                               # nothing to normalise
-    work, result = compute_dtype(xp, x)
-    z = x if work == result else xp.astype(x, work)
+    xp, axis, z, result = normalising_input("log_softmax", x, axis)
+    if z is None:
+        return x * 1                                               # an empty axis: nothing to normalise
     shifted = z - xp.max(z, axis=axis, keepdims=True)             # <= 0; NaN where nothing is finite
     out = shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
-    return out if work == result else xp.astype(out, result)
+    return out if out.dtype == result else xp.astype(out, result)
 
 
 def cross_entropy(logits, targets, *, ignore_index=None, label_smoothing: float = 0.0,

@@ -20,6 +20,21 @@ import math
 from ._backend import check_axis, compute_dtype, formula_namespace, require_float
 
 
+def normalising_input(func: str, x, axis):
+    """The checks and the set-up that softmax and log_softmax (chapter 8) share.
+
+    Returns (xp, axis as a non-negative int, z, result dtype): z is x in the dtype the
+    formula is computed in (float32 for float16 and bfloat16), or None when the axis is
+    empty (nothing to normalise)."""
+    xp = formula_namespace(func, x=x)
+    require_float(func, "x", x, xp)
+    axis = check_axis(func, "axis", axis, len(x.shape))
+    work, result = compute_dtype(xp, x)
+    if x.shape[axis] == 0:
+        return xp, axis, None, result
+    return xp, axis, (x if work == result else xp.astype(x, work)), result
+
+
 def softmax(x, axis: int = -1):
     """Softmax of ``x`` along ``axis``: non-negative, sums to 1 along that axis.
 
@@ -33,17 +48,12 @@ def softmax(x, axis: int = -1):
     a slice holding a NaN or a ``+inf`` gives NaN everywhere (as torch); an empty axis
     gives an empty result. A 0-dimensional x or an axis out of range is a ValueError.
     """
-    func = "softmax"
-    xp = formula_namespace(func, x=x)
-    require_float(func, "x", x, xp)
-    axis = check_axis(func, "axis", axis, len(x.shape))
-    if x.shape[axis] == 0:
-        return x * 1                                               # nothing to normalise
-    work, result = compute_dtype(xp, x)
-    z = x if work == result else xp.astype(x, work)
+    xp, axis, z, result = normalising_input("softmax", x, axis)
+    if z is None:
+        return x * 1                                               # an empty axis: nothing to normalise
     m = xp.max(z, axis=axis, keepdims=True)                        # NaN if the slice has one
     m = xp.where(m == -math.inf, xp.zeros_like(m), m)              # an all -inf slice: shift by 0
     e = xp.exp(z - m)                                              # +inf - +inf = NaN: no distribution
     total = xp.sum(e, axis=axis, keepdims=True)                    # 0 only for an all -inf slice
     p = e / xp.where(total == 0, xp.ones_like(total), total)
-    return p if work == result else xp.astype(p, result)
+    return p if p.dtype == result else xp.astype(p, result)
