@@ -31,6 +31,7 @@ from torch import nn
 
 from . import layers as L
 from ._backend import namespace, require_float, shape
+from .data import GeneratorBatches
 from .loss import cross_entropy
 from .model import Embedding, LayerParameters, NormParameters, Positions
 from .tokenizers import CharTokenizer
@@ -285,7 +286,7 @@ class ContrastiveModel(nn.Module):
         return self.encode_images(images), self.encode_texts(tokens)
 
 
-class DigitCaptionBatches:
+class DigitCaptionBatches(GeneratorBatches):
     """Batches of ten (image, caption) pairs, one per digit: a random training image of each
     digit with its caption in a random template. One per digit, so that every image has
     exactly one matching caption in its batch. State: the generator."""
@@ -301,15 +302,6 @@ class DigitCaptionBatches:
         idx = torch.stack([ids[torch.randint(len(ids), (1,), generator=g)][0] for ids in self.by_digit])
         templates = torch.randint(self.tokens.shape[0], (10,), generator=g)
         return self.images[idx], self.tokens[templates, torch.arange(10)]  # (10, H, W), (10, n)
-
-    def __iter__(self):
-        return self
-
-    def state_dict(self):
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state):
-        self.generator.set_state(state["generator"])
 
 
 class ContrastiveTask:

@@ -353,7 +353,24 @@ def entropy_rate(P, pi=None) -> float:
 
 # --------------------------------------------------------------------------- samplers
 
-class LMBatches:
+class GeneratorBatches:
+    """A sampler whose whole state is its own torch.Generator: an endless iterator of
+    batches with ``state_dict``/``load_state_dict``, so that a resumed run continues the
+    same sequence of batches. Subclasses set ``self.generator`` and define ``__next__``."""
+
+    generator: torch.Generator
+
+    def __iter__(self):
+        return self
+
+    def state_dict(self):
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state):
+        self.generator.set_state(state["generator"])
+
+
+class LMBatches(GeneratorBatches):
     """Random windows of a token stream: x = ids[s : s+T], y = ids[s+1 : s+T+1].
 
     A window needs T + 1 tokens, so the starts s = 0 .. len(ids) - T - 1 are all valid and
@@ -381,17 +398,8 @@ class LMBatches:
         window = self.ids[idx]
         return window[:, :-1], window[:, 1:]
 
-    def __iter__(self):
-        return self
 
-    def state_dict(self):
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state):
-        self.generator.set_state(state["generator"])
-
-
-class PairBatches:
+class PairBatches(GeneratorBatches):
     """Shuffled mini-batches of (source, target) pairs, epoch after epoch.
 
     State: the generator, the current epoch's permutation and the position in it.
@@ -415,15 +423,12 @@ class PairBatches:
         self.position += self.batch_size
         return self.sources[idx], self.targets[idx]
 
-    def __iter__(self):
-        return self
-
     def state_dict(self):
-        return {"generator": self.generator.get_state(), "order": self.order.clone(),
-                "position": self.position, "epoch": self.epoch}
+        return {**super().state_dict(), "order": self.order.clone(), "position": self.position,
+                "epoch": self.epoch}
 
     def load_state_dict(self, state):
-        self.generator.set_state(state["generator"])
+        super().load_state_dict(state)
         self.order = state["order"].clone()
         self.position, self.epoch = int(state["position"]), int(state["epoch"])
 
