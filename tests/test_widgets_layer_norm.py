@@ -90,3 +90,36 @@ def test_extreme_settings_stay_inside_the_axes(sign):
     assert abs(abs(heights[0]) - (3 * np.sqrt(3) + 2)) < 1e-5
     low, high = ax_out.get_ylim()
     assert low <= heights.min() and heights.max() <= high
+
+
+def test_redraws_from_two_threads_never_corrupt_the_figure():
+    # JupyterLab 4.6 + ipykernel 7 deliver widget messages on a kernel subshell (a thread), so a
+    # slider's redraw can overlap a cell's; the explorer must serialise them (it once showed a
+    # blank PNG from then on). Every PNG, during and after, must be a drawn figure.
+    import threading
+
+    from helpers.widgets.layer_norm import LayerNormExplorer
+
+    explorer = LayerNormExplorer()
+    blank = len(explorer.image.value) // 4            # an empty 800x340 figure is ~2 kB of ~28 kB
+    sizes, errors = [], []
+
+    def move(name, values):
+        try:
+            for value in values:
+                explorer.controls[name].value = value
+                sizes.append(len(explorer.image.value))
+        except Exception as error:                    # noqa: BLE001 - reported below
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=move, args=(name, [0.1 * k * sign for k in range(1, 16)]))
+               for name, sign in (("x1", 1), ("x3", -1))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert len(explorer.figure.axes) == 2
+    assert min(sizes) > blank, sizes
+    explorer.controls["gamma"].value = 2.0            # and it still draws afterwards
+    assert len(explorer.image.value) > blank and len(explorer.figure.axes) == 2

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import threading
 
 import ipywidgets as widgets
 from matplotlib.figure import Figure
@@ -27,6 +28,11 @@ class Explorer:
         self.figure = Figure(figsize=self.figsize, dpi=100, layout="constrained")
         self.image = widgets.Image(format="png")
         self.draws = 0
+        # JupyterLab 4.6 with ipykernel 7 delivers widget messages on a kernel subshell, a
+        # thread of its own, so a slider's redraw can run while a cell's redraw is drawing on
+        # the same Figure; interleaved, they corrupt it and every later PNG comes out blank
+        # (seen in the browser test of chapter 6). One draw at a time:
+        self._drawing = threading.RLock()
         for control in self.controls.values():
             control.observe(self._changed, names="value")
         self.widget = widgets.VBox([widgets.HBox(list(self.controls.values())), self.image])
@@ -40,12 +46,14 @@ class Explorer:
         raise NotImplementedError
 
     def redraw(self) -> None:
-        self.figure.clear()
-        self.draw(self.figure, **self.values)
-        buffer = io.BytesIO()
-        self.figure.savefig(buffer, format="png")
-        self.image.value = buffer.getvalue()
-        self.draws += 1
+        """Draw the figure for the controls' current values and show it as the image's PNG."""
+        with self._drawing:
+            self.figure.clear()
+            self.draw(self.figure, **self.values)
+            buffer = io.BytesIO()
+            self.figure.savefig(buffer, format="png")
+            self.image.value = buffer.getvalue()
+            self.draws += 1
 
     def _changed(self, _change) -> None:
         self.redraw()
