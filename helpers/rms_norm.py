@@ -17,7 +17,7 @@ import math
 
 from array_api_compat import is_torch_array
 
-from ._backend import (as_real, compute_dtype, formula_namespace, require_flag, require_float,
+from ._backend import (as_real, compute_dtype, formula_namespace, has_values, require_flag, require_float,
                        require_ndim, shape)
 from .layer_norm import row_scale
 
@@ -44,8 +44,11 @@ def _normalised(xp, x, eps):
     root = xp.sqrt(xp.mean(z * z, axis=-1, keepdims=True) + eps / s / s)    # (..., 1)
     x_hat = z * (1.0 / root)            # x * (1/r), bit for bit: the scaling by s is exact
     # a row holding +-inf (and no NaN) has r = inf: its finite entries become x / inf = +-0
-    # and its infinite ones inf / inf = NaN, as in F.rms_norm (x / s would make all NaN)
-    return xp.where(xp.isinf(s), x * 0.0, x_hat), s, root
+    # and its infinite ones inf / inf = NaN, as in F.rms_norm (x / s would make all NaN);
+    # looked for on the (..., 1) scales, so ordinary rows pay no extra pass over x
+    if has_values(s) and bool(xp.any(xp.isinf(s))):
+        x_hat = xp.where(xp.isinf(s), x * 0.0, x_hat)                     # (..., d)
+    return x_hat, s, root
 
 
 def rms_norm(x, gamma, eps: float = 1e-6, *, fused: bool = False):
