@@ -227,6 +227,14 @@ def _change_control(control) -> str | None:
     if toggle.count():
         toggle.first.click()
         return "toggle buttons: clicked an inactive one"
+    text = control.locator("input[type=text], textarea")
+    if text.count():                    # a free text box (chapter 13's caption): add a word to it
+        box = text.first
+        box.click()
+        box.press("End")
+        box.press_sequentially(" a")    # a space and a letter: text every text control here accepts
+        box.press("Enter")
+        return "text box: typed ' a' at the end, then Enter"
     number = control.locator("input[type=number]")
     if number.count():
         number.first.focus()
@@ -236,7 +244,7 @@ def _change_control(control) -> str | None:
     if control.evaluate("el => el.tagName") == "BUTTON":  # a ToggleButton
         control.click()
         return "toggle button: clicked"
-    return None  # e.g. a free text box: no value the test could safely type
+    return None  # a kind of control this test does not know how to change
 
 
 def test_widgets_work_in_jupyterlab(widget_notebook: Path, request):
