@@ -41,6 +41,9 @@ Built on those (import them by module):
                             what it trains on, the training loop, checkpoints, data,
                             decoding (greedy, sampling, beam search) (11)
     train.py                the command line, `python -m helpers.train --help` (11)
+    vision.py, contrastive.py, qa.py
+                            patches and a vision Transformer, CLIP's contrastive loss and
+                            encoders, extractive question answering (13)
     widgets/                one explorer per chapter; exercises/ the exercise checks
 """
 from .activations import gelu, silu, swiglu_feed_forward

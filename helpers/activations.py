@@ -16,7 +16,11 @@ NumPy needs no SciPy. float32 NumPy input is evaluated in float64 and rounded ba
 
 Every function takes ``fused=False``; ``fused=True`` (torch tensors only) calls PyTorch's
 own kernel (F.silu, F.gelu) instead of the formula, and the tests check both paths give
-the same values and gradients. NaN in gives NaN out, never a finite number.
+the same values and gradients. NaN in gives NaN out, never a finite number. At +-inf the
+formulas give their limit where it is not inf * 0 (SiLU(+inf) = GELU(+inf) = +inf) and NaN
+where it is (SiLU(-inf) = -inf * 0, GELU(-inf)), as torch does, except that F.gelu's exact
+form returns NaN at +inf as well. float16 and bfloat16 are computed in float32 and rounded
+once, as torch's kernels do.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import math
 
 from array_api_compat import is_torch_array
 
-from ._backend import namespace, require_float, require_ndim, shape
+from ._backend import compute_dtype, formula_namespace, require_flag, require_float, require_ndim, shape
 
 GELU_FORMS = ("none", "tanh")
 
@@ -42,10 +46,13 @@ def sigmoid(x):
     z / (1 + z) for x < 0 (multiply the top and bottom of 1 / (1 + e^{-x}) by e^{x}).
     Neither branch ever forms exp of a large positive number. Derived in chapter 12.
     """
-    xp = namespace("sigmoid", x=x)
+    xp = formula_namespace("sigmoid", x=x)
     require_float("sigmoid", "x", x, xp)
+    work, result = compute_dtype(xp, x)
+    x = x if work == result else xp.astype(x, work)
     z = xp.exp(-xp.abs(x))                                   # (...,) in (0, 1], or nan
-    return xp.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
+    out = xp.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
+    return out if work == result else xp.astype(out, result)
 
 
 def silu(x, *, fused: bool = False):
@@ -56,14 +63,17 @@ def silu(x, *, fused: bool = False):
     fused=True (torch only) calls torch.nn.functional.silu. Derived in chapter 12.
     """
     func = "silu"
-    xp = namespace(func, x=x)
+    xp = formula_namespace(func, x=x)
     require_float(func, "x", x, xp)
-    if fused:
+    if require_flag(func, "fused", fused):
         _require_torch(func, x)
         import torch.nn.functional as F
 
         return F.silu(x)
-    return x * sigmoid(x)
+    work, result = compute_dtype(xp, x)
+    z = x if work == result else xp.astype(x, work)
+    out = z * sigmoid(z)
+    return out if work == result else xp.astype(out, result)
 
 
 def _erf(xp, x):
@@ -89,16 +99,19 @@ def gelu(x, approximate: str = "none", *, fused: bool = False):
     fused=True (torch only) calls it. Derived in chapter 12.
     """
     func = "gelu"
-    xp = namespace(func, x=x)
+    xp = formula_namespace(func, x=x)
     require_float(func, "x", x, xp)
-    if approximate not in GELU_FORMS:
+    if not isinstance(approximate, str) or approximate not in GELU_FORMS:
         raise ValueError(f"{func}: approximate must be 'none' (the exact erf form) or 'tanh', "
                          f"got {approximate!r}")
-    if fused:
+    if require_flag(func, "fused", fused):
         _require_torch(func, x)
         import torch.nn.functional as F
 
         return F.gelu(x, approximate=approximate)
+    work, result = compute_dtype(xp, x)
+    if work != result:
+        return xp.astype(gelu(xp.astype(x, work), approximate), result)
     if approximate == "tanh":
         # tanh(u) rounds to +-1 for |u| > 20 in every float type, which |x| > 20 already
         # gives; cubing x clipped to [-20, 20] changes no value and cannot overflow
@@ -121,7 +134,8 @@ def swiglu_feed_forward(x, w1, w3, w2, *, fused: bool = False):
     Derived in chapter 12.
     """
     func = "swiglu_feed_forward"
-    xp = namespace(func, x=x, w1=w1, w3=w3, w2=w2)
+    xp = formula_namespace(func, x=x, w1=w1, w3=w3, w2=w2)
+    fused = require_flag(func, "fused", fused)
     require_ndim(func, "x", x, 1, "(..., d_model)")
     for name, a in (("x", x), ("w1", w1), ("w3", w3), ("w2", w2)):
         require_float(func, name, a, xp)

@@ -20,10 +20,11 @@ import math
 
 import array_api_compat
 
-from ._backend import namespace, require_float, shape
+from ._backend import (as_real, check_axis, formula_namespace, has_values, namespace,
+                       require_float, shape)
 from .attention import scaled_dot_product_attention
 from .feed_forward import feed_forward, relu
-from .layer_norm import layer_norm
+from .layer_norm import layer_norm, standardise
 from .loss import cross_entropy
 from .layers import LAYER_STRUCTURES, decoder_layer, encoder_layer, residual
 from .multi_head import merge_heads, multi_head_attention, split_heads
@@ -68,9 +69,11 @@ def softmax_backward(probs, d_probs, axis: int = -1):
     Entries with p = 0 (masked scores) get gradient 0. Derived in chapter 8.
     """
     func = "softmax_backward"
-    xp = namespace(func, probs=probs, d_probs=d_probs)
+    xp = formula_namespace(func, probs=probs, d_probs=d_probs)
     require_float(func, "probs", probs, xp)
+    require_float(func, "d_probs", d_probs, xp)
     _require_same_shape(func, "d_probs", d_probs, "probs", probs)
+    axis = check_axis(func, "axis", axis, len(probs.shape))
     return probs * (d_probs - xp.sum(d_probs * probs, axis=axis, keepdims=True))
 
 
@@ -87,11 +90,10 @@ def scaled_dot_product_attention_backward(q, k, v, d_output, mask=None, scale=No
     broadcast batch axes are summed). Derived in chapter 8.
     """
     func = "scaled_dot_product_attention_backward"
-    xp = namespace(func, q=q, k=k, v=v, d_output=d_output, mask=mask)
+    xp = formula_namespace(func, ("mask",), q=q, k=k, v=v, d_output=d_output, mask=mask)
     output, weights = scaled_dot_product_attention(q, k, v, mask=mask, scale=scale)
     _require_same_shape(func, "d_output", d_output, "the attention output", output)
-    if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else as_real(func, "scale", scale)
     d_v = xp.matmul(xp.matrix_transpose(weights), d_output)
     d_weights = xp.matmul(d_output, xp.matrix_transpose(v))
     d_scores = softmax_backward(weights, d_weights, axis=-1)
@@ -121,7 +123,7 @@ def multi_head_attention_backward(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, d_ou
     each bias given), each of the shape of that argument. Derived in chapter 8.
     """
     func = "multi_head_attention_backward"
-    xp = namespace(func, x_q=x_q, x_kv=x_kv, w_q=w_q, w_k=w_k, w_v=w_v, w_o=w_o,
+    xp = formula_namespace(func, ("mask", "b_q", "b_k", "b_v", "b_o"), x_q=x_q, x_kv=x_kv, w_q=w_q, w_k=w_k, w_v=w_v, w_o=w_o,
                    d_output=d_output, mask=mask, b_q=b_q, b_k=b_k, b_v=b_v, b_o=b_o)
     biases = {"b_q": b_q, "b_k": b_k, "b_v": b_v, "b_o": b_o}
     # the forward pass of the core function checks every shape and gives us the output shape
@@ -135,6 +137,8 @@ def multi_head_attention_backward(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, d_ou
     q = split_heads(project(x_q, w_q, b_q), num_heads)      # (..., h, n_q, d_k)
     k = split_heads(project(x_kv, w_k, b_k), num_heads)     # (..., h, n_k, d_k)
     v = split_heads(project(x_kv, w_v, b_v), num_heads)     # (..., h, n_k, d_v)
+    if mask is not None and len(mask.shape) < 2:   # (n_k,) -> (1, n_k): one axis for the heads to go before
+        mask = xp.reshape(mask, (1,) * (2 - len(mask.shape)) + shape(mask))
     head_mask = None if mask is None else xp.expand_dims(mask, axis=-3)
     heads, _ = scaled_dot_product_attention(q, k, v, mask=head_mask)
     concat = merge_heads(heads)                             # (..., n_q, h*d_v)
@@ -169,18 +173,22 @@ def layer_norm_backward(x, gamma, beta, d_output, eps: float = 1e-5):
         dgamma = sum over rows of d_output * x_hat,  dbeta = sum over rows of d_output.
     The two subtracted means are the paths through mu and through sigma.
     Shapes: x (..., d), gamma (d,), beta (d,), d_output (..., d); returns (..., d), (d,), (d,).
-    Derived in chapter 8.
+    sigma is computed as in :func:`helpers.layer_norm` (each row scaled by a power of two
+    first), so rows near the top of the float range do not overflow. Derived in chapter 8.
     """
     func = "layer_norm_backward"
-    xp = namespace(func, x=x, gamma=gamma, beta=beta, d_output=d_output)
-    y = layer_norm(x, gamma, beta, eps=eps)                          # checks the shapes
+    xp = formula_namespace(func, x=x, gamma=gamma, beta=beta, d_output=d_output)
+    for name, a in (("gamma", gamma), ("beta", beta)):
+        if a is None:
+            raise TypeError(f"{func}: {name} must be an array of shape (d,) (its gradient is "
+                            "returned), got None")
+    y = layer_norm(x, gamma, beta, eps=eps)                          # checks the shapes and eps
     _require_same_shape(func, "d_output", d_output, "x", y)
-    x_hat = layer_norm(x, xp.ones_like(gamma), xp.zeros_like(beta), eps=eps)
-    centred = x - xp.mean(x, axis=-1, keepdims=True)
-    inv_sigma = 1.0 / xp.sqrt(xp.mean(centred * centred, axis=-1, keepdims=True) + eps)
-    g = d_output * gamma
-    d_x = inv_sigma * (g - xp.mean(g, axis=-1, keepdims=True)
-                       - x_hat * xp.mean(g * x_hat, axis=-1, keepdims=True))
+    require_float(func, "d_output", d_output, xp)
+    x_hat, s, root = standardise(xp, x, float(eps))                  # (..., d), sigma = s * root
+    g = d_output * gamma                                             # (..., d)
+    d_x = (g - xp.mean(g, axis=-1, keepdims=True)
+           - x_hat * xp.mean(g * x_hat, axis=-1, keepdims=True)) / root / s   # (..., d)
     return d_x, _bias_grad(xp, d_output * x_hat), _bias_grad(xp, d_output)
 
 
@@ -192,21 +200,27 @@ def feed_forward_backward(x, w1, b1, w2, b2, d_output):
     dw1 = x^T da, db1 = sum of da over rows, dx = da w1^T.
     (ReLU's derivative at exactly 0 is taken as 0, as PyTorch does.)
     Shapes: as :func:`helpers.feed_forward`, d_output (..., d_out). Returns a dict with keys
-    "x", "w1", "b1", "w2", "b2". Derived in chapter 8.
+    "x", "w1", "w2" and "b1", "b2" for each bias given (b1, b2 may be None, as in the
+    forward function). Derived in chapter 8.
     """
     func = "feed_forward_backward"
-    xp = namespace(func, x=x, w1=w1, b1=b1, w2=w2, b2=b2, d_output=d_output)
+    xp = formula_namespace(func, ("b1", "b2"), x=x, w1=w1, b1=b1, w2=w2, b2=b2, d_output=d_output)
     y = feed_forward(x, w1, b1, w2, b2)                              # checks the shapes
     _require_same_shape(func, "d_output", d_output, "the FFN output", y)
-    pre = xp.matmul(x, w1) + b1
-    hidden = relu(pre)
-    d_hidden = xp.matmul(d_output, xp.matrix_transpose(w2))
-    d_pre = xp.where(pre > 0, d_hidden, xp.zeros_like(d_hidden))
-    return {
+    require_float(func, "d_output", d_output, xp)
+    pre = xp.matmul(x, w1) if b1 is None else xp.matmul(x, w1) + b1  # (..., d_ff)
+    hidden = relu(pre)                                               # (..., d_ff)
+    d_hidden = xp.matmul(d_output, xp.matrix_transpose(w2))          # (..., d_ff)
+    d_pre = xp.where(pre > 0, d_hidden, xp.zeros_like(d_hidden))     # (..., d_ff)
+    grads = {
         "x": xp.matmul(d_pre, xp.matrix_transpose(w1)),
-        "w1": _weight_grad(xp, x, d_pre), "b1": _bias_grad(xp, d_pre),
-        "w2": _weight_grad(xp, hidden, d_output), "b2": _bias_grad(xp, d_output),
+        "w1": _weight_grad(xp, x, d_pre), "w2": _weight_grad(xp, hidden, d_output),
     }
+    if b1 is not None:
+        grads["b1"] = _bias_grad(xp, d_pre)
+    if b2 is not None:
+        grads["b2"] = _bias_grad(xp, d_output)
+    return grads
 
 
 def cross_entropy_backward(logits, targets, *, ignore_index=None, label_smoothing: float = 0.0):
@@ -218,12 +232,14 @@ def cross_entropy_backward(logits, targets, *, ignore_index=None, label_smoothin
     Derived in chapter 8 (Maganga (2024), §7: L = -sum_i y_i log yhat_i).
     """
     func = "cross_entropy_backward"
-    xp = namespace(func, logits=logits, targets=targets)
+    xp = formula_namespace(func, logits=logits, targets=targets)
     cross_entropy(logits, targets, ignore_index=ignore_index,
                   label_smoothing=label_smoothing)                   # checks every argument
+    label_smoothing = float(label_smoothing)
     vocab = logits.shape[-1]
     keep = xp.ones_like(targets, dtype=xp.bool) if ignore_index is None else targets != ignore_index
-    count = int(xp.sum(xp.astype(keep, xp.int64)))
+    count = (int(xp.sum(xp.astype(keep, xp.int64))) if has_values(keep)
+             else xp.sum(xp.astype(keep, logits.dtype)))           # meta tensors hold no values
     safe_targets = xp.where(keep, targets, xp.zeros_like(targets))
     classes = xp.arange(vocab, device=array_api_compat.device(logits))
     onehot = xp.astype(safe_targets[..., None] == classes, logits.dtype)
@@ -265,6 +281,16 @@ def residual_backward(x, part, params, norm_params, d_output, norm: str = "post"
     deep residual stacks train. ``part``: "self_attn", "cross_attn" (keys and values from
     ``memory``) or "ffn". Returns (dx, {part: grads, norm: {gamma, beta}}, d_memory or None).
     """
+    func = "residual_backward"
+    if not isinstance(norm, str) or norm not in ("post", "pre", "none"):
+        raise ValueError(f"{func}: norm must be 'post', 'pre' or 'none', got {norm!r}")
+    if not isinstance(part, str) or part not in ("self_attn", "cross_attn", "ffn"):
+        raise ValueError(f"{func}: part must be 'self_attn', 'cross_attn' or 'ffn', got {part!r}")
+    if part == "cross_attn" and memory is None:
+        raise ValueError(f"{func}: part='cross_attn' attends to the encoder's output: pass memory=")
+    if not isinstance(params, dict) or (norm != "none" and not isinstance(norm_params, dict)):
+        raise TypeError(f"{func}: params (and norm_params unless norm='none') must be dicts of "
+                        f"arrays, got {type(params).__name__} and {type(norm_params).__name__}")
     fwd = dict(num_heads=num_heads, mask=mask)
     norm_grads = {}
     if norm == "post":

@@ -76,6 +76,7 @@ from __future__ import annotations
 import heapq
 import json
 import operator
+import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -151,6 +152,30 @@ def _as_int(func: str, name: str, value, low: int) -> int:
     if value_int < low:
         raise ValueError(f"{func}: {name} must be >= {low}, got {value_int}")
     return value_int
+
+
+def _path(func: str, name: str, value) -> Path:
+    """``value`` (a str or os.PathLike naming a file) as a Path, or a named error."""
+    if isinstance(value, (bytes, bytearray)) or not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{func}: {name} must be a file path (a str or pathlib.Path), got "
+                        f"{type(value).__name__} {value!r}"[:300])
+    text = os.fspath(value)
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"{func}: {name} must name a file, got {value!r}")
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError as err:
+        raise ValueError(f"{func}: {name} cannot be a file name on this system ({err.reason} "
+                         f"at position {err.start})") from None
+    return Path(text)
+
+
+def _read_text(func: str, name: str, path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{func}: {name} {str(path)!r} is not UTF-8 text (byte {err.start} "
+                         f"cannot be decoded); GPT-2's files are UTF-8") from None
 
 
 def _utf8(func: str, text: str) -> bytes:
@@ -372,7 +397,7 @@ class ByteLevelBPE:
             raise ValueError(f"{func}: vocab_size must be at least 256 + {len(specials)} (the bytes and "
                              f"the special tokens), got {vocab_size}")
         min_frequency = _as_int(func, "min_frequency", min_frequency, 1)
-        if algorithm not in ("incremental", "recount"):
+        if not isinstance(algorithm, str) or algorithm not in ("incremental", "recount"):
             raise ValueError(f"{func}: algorithm must be 'incremental' or 'recount', got {algorithm!r}")
         _utf8(func, text)
         if specials:
@@ -543,14 +568,22 @@ class ByteLevelBPE:
         become U+FFFD with ``errors="replace"`` (GPT-2's choice) or raise with ``"strict"``.
         """
         ids = self._check_ids("ByteLevelBPE.decode", ids)
-        if errors not in ("replace", "strict"):
+        if not isinstance(errors, str) or errors not in ("replace", "strict"):
             raise ValueError(f"ByteLevelBPE.decode: errors must be 'replace' or 'strict', got {errors!r}")
-        return self._join(ids).decode("utf-8", errors=errors)
+        data = self._join(ids)
+        try:
+            return data.decode("utf-8", errors=errors)
+        except UnicodeDecodeError as err:       # keep the type (a ValueError), name the argument
+            raise UnicodeDecodeError(
+                err.encoding, err.object, err.start, err.end,
+                f"{err.reason}: ByteLevelBPE.decode(ids, errors='strict'): the tokens of ids "
+                "cut a character's UTF-8 bytes apart (errors='replace' shows them as U+FFFD)") from None
 
     # ------------------------------------------------------------------ files
     def save(self, vocab_path, merges_path) -> None:
         """Write ``encoder.json`` (token string -> id) and ``vocab.bpe`` (merges) in GPT-2's format."""
         func = "ByteLevelBPE.save"
+        vocab_path, merges_path = _path(func, "vocab_path", vocab_path), _path(func, "merges_path", merges_path)
         vocab: dict[str, int] = {}
         for token_id, token in enumerate(self._id_to_bytes):
             shown = self._id_to_special[token_id] if token is None else token_to_printable(token)
@@ -572,9 +605,10 @@ class ByteLevelBPE:
         each merge's two parts and their join must be tokens of the vocabulary.
         """
         func = "ByteLevelBPE.load"
+        vocab_path, merges_path = _path(func, "vocab_path", vocab_path), _path(func, "merges_path", merges_path)
         specials = _check_special_tokens(func, special_tokens)
         try:
-            vocab = json.loads(Path(vocab_path).read_text(encoding="utf-8"))
+            vocab = json.loads(_read_text(func, "vocab_path", vocab_path))
         except json.JSONDecodeError as err:
             raise ValueError(f"{func}: vocab_path {str(vocab_path)!r} is not valid JSON ({err})") from None
         if not isinstance(vocab, dict):
@@ -612,14 +646,14 @@ class ByteLevelBPE:
         if absent:
             raise ValueError(f"{func}: vocab_path lacks the single-byte tokens of {len(absent)} byte "
                              f"values (the first: {absent[0]}); a byte-level vocabulary has all 256")
-        merges = cls._read_merges(func, Path(merges_path), known)
+        merges = cls._read_merges(func, merges_path, known)
         tokenizer = cls()
         tokenizer._set(id_to_bytes, merges, special_ids)
         return tokenizer
 
     @staticmethod
     def _read_merges(func: str, path: Path, known: dict[bytes, int]) -> list[tuple[int, int]]:
-        lines = path.read_text(encoding="utf-8").split("\n")
+        lines = _read_text(func, "merges_path", path).split("\n")
         if not lines[0].startswith("#version"):
             raise ValueError(f"{func}: merges_path must start with a line '{MERGES_HEADER}', "
                              f"got {lines[0][:40]!r}")

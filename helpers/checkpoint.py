@@ -65,11 +65,13 @@ def save_checkpoint(path, state: dict) -> Path:
     return path
 
 
-def load_checkpoint(path) -> dict:
+def load_checkpoint(path, config_class=ModelConfig) -> dict:
     """Read a checkpoint written by the training loop (``torch.load(weights_only=True)``).
 
     Raises CheckpointError (a ValueError) with a clear message for a missing, corrupt,
     truncated or foreign file, and for one whose entries are missing or of the wrong type.
+    ``config_class``: the class of the model's configuration (with ``from_dict``), which the
+    stored one must be a valid instance of (chapter 13's models have their own).
     """
     path = Path(path)
     if not path.is_file():
@@ -95,7 +97,7 @@ def load_checkpoint(path) -> dict:
     if problems:
         raise CheckpointError(f"checkpoint {path} is damaged: " + "; ".join(problems))
     try:
-        ModelConfig.from_dict(state["model_config"])
+        config_class.from_dict(state["model_config"])
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"checkpoint {path} holds an invalid model configuration: {err}") from None
     return state

@@ -247,20 +247,25 @@ def load_tiny_shakespeare(path=None, data_dir=DATA_DIR, url: str = TINY_SHAKESPE
     return download(url, Path(data_dir) / "tinyshakespeare.txt", sha256).read_text(encoding="utf-8")
 
 
-class CharCorpus:
-    """A text as character ids (a :class:`~helpers.tokenizers.CharTokenizer`, or the one
-    given); the first ``train_fraction`` is train, the rest validation."""
+class TextCorpus:
+    """A text as token ids: the first ``train_fraction`` of its characters is the training
+    part, the rest the validation part, each encoded by ``vocab`` (any tokenizer with
+    ``encode(str)``, ``decode(ids)`` and ``vocab_size``; default: a
+    :class:`~helpers.tokenizers.CharTokenizer` of the whole text, one id per character)."""
 
-    def __init__(self, text: str, train_fraction: float = 0.9, vocab: CharTokenizer | None = None):
+    def __init__(self, text: str, train_fraction: float = 0.9, vocab=None):
         if not text:
-            raise ValueError("CharCorpus: the text is empty")
+            raise ValueError("TextCorpus: the text is empty")
+        if not 0 < train_fraction < 1:
+            raise ValueError(f"TextCorpus: train_fraction must lie in (0, 1), got {train_fraction!r}")
         self.vocab = vocab or CharTokenizer(text)
-        ids = torch.tensor(self.vocab.encode(text), dtype=torch.long)
-        cut = int(train_fraction * len(ids))
-        self.splits = {"train": ids[:cut], "val": ids[cut:]}
+        cut = int(train_fraction * len(text))
+        self.splits = {"train": torch.tensor(self.vocab.encode(text[:cut]), dtype=torch.long),
+                       "val": torch.tensor(self.vocab.encode(text[cut:]), dtype=torch.long)}
 
     def __len__(self):
         return sum(len(v) for v in self.splits.values())
+
 
 
 # --------------------------------------------------------------------------- (c) a Markov source

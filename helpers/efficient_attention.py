@@ -36,8 +36,8 @@ import warnings
 import numpy as np
 from array_api_compat import device, is_torch_array
 
-from ._backend import (backend_namespace, broadcast_shapes, namespace, require_float,
-                       require_ndim, shape)
+from ._backend import (as_int, as_real, compute_dtype, creation_options, formula_namespace,
+                       has_values, require_flag, require_float, require_ndim, shape)
 from .attention import FullyMaskedRowWarning, causal_mask, check_mask, check_qkv_shapes
 from .softmax import softmax
 
@@ -61,10 +61,10 @@ def attention_layer_costs(n: int, d_model: int, num_heads: int = 1, itemsize: in
 
     Derived in chapter 10 (Maganga (2024), §8: O(n^2 d); Vaswani et al. 2017, Table 1).
     """
-    for name, value in (("n", n), ("d_model", d_model), ("num_heads", num_heads),
-                        ("itemsize", itemsize)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"attention_layer_costs: {name} must be a positive integer, got {value!r}")
+    n, d_model, num_heads, itemsize = (as_int("attention_layer_costs", name, value, 1)
+                                       for name, value in (("n", n), ("d_model", d_model),
+                                                           ("num_heads", num_heads),
+                                                           ("itemsize", itemsize)))
     if d_model % num_heads:
         raise ValueError(f"attention_layer_costs: d_model={d_model} is not divisible by "
                          f"num_heads={num_heads}")
@@ -86,21 +86,21 @@ def attention_layer_costs(n: int, d_model: int, num_heads: int = 1, itemsize: in
 # ----------------------------------------------------------------------------- masks
 
 
-def _check_count(func: str, name: str, value, minimum: int):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{func}: {name} must be an integer >= {minimum}, got {value!r}")
+def _check_count(func: str, name: str, value, minimum: int) -> int:
+    """``value`` as an int >= minimum (NumPy integers welcome; bools and floats refused)."""
+    return as_int(func, name, value, minimum, f"an integer >= {minimum}")
 
 
 def _positions(func: str, n: int, backend: str, device):
-    xp = backend_namespace(func, backend)
-    _check_count(func, "n", n, 1)
-    kwargs = {} if device is None else {"device": device}
+    xp, _, kwargs = creation_options(func, backend, device=device, floating=False)
+    n = _check_count(func, "n", n, 1)
     idx = xp.arange(n, **kwargs)
     return idx[:, None], idx[None, :]  # query index i (n, 1), key index j (1, n)
 
 
-def _maybe_causal(mask, n, causal, backend, device):
-    return mask & causal_mask(n, backend=backend, device=device) if causal else mask
+def _maybe_causal(func, mask, n, causal, backend, device):
+    causal = require_flag(func, "causal", causal)
+    return mask & causal_mask(int(mask.shape[0]), backend=backend, device=device) if causal else mask
 
 
 def sliding_window_mask(n: int, window: int, causal: bool = False, backend: str = "numpy",
@@ -114,8 +114,8 @@ def sliding_window_mask(n: int, window: int, causal: bool = False, backend: str 
     """
     func = "sliding_window_mask"
     i, j = _positions(func, n, backend, device)
-    _check_count(func, "window", window, 0)
-    return _maybe_causal(abs(i - j) <= window, n, causal, backend, device)
+    window = _check_count(func, "window", window, 0)
+    return _maybe_causal(func, abs(i - j) <= window, n, causal, backend, device)
 
 
 def strided_mask(n: int, stride: int, causal: bool = False, backend: str = "numpy", device=None):
@@ -130,8 +130,8 @@ def strided_mask(n: int, stride: int, causal: bool = False, backend: str = "nump
     """
     func = "strided_mask"
     i, j = _positions(func, n, backend, device)
-    _check_count(func, "stride", stride, 1)
-    return _maybe_causal((i - j) % stride == 0, n, causal, backend, device)
+    stride = _check_count(func, "stride", stride, 1)
+    return _maybe_causal(func, (i - j) % stride == 0, n, causal, backend, device)
 
 
 def global_tokens_mask(n: int, num_global: int, causal: bool = False, backend: str = "numpy",
@@ -145,8 +145,8 @@ def global_tokens_mask(n: int, num_global: int, causal: bool = False, backend: s
     """
     func = "global_tokens_mask"
     i, j = _positions(func, n, backend, device)
-    _check_count(func, "num_global", num_global, 0)
-    return _maybe_causal((i < num_global) | (j < num_global), n, causal, backend, device)
+    num_global = _check_count(func, "num_global", num_global, 0)
+    return _maybe_causal(func, (i < num_global) | (j < num_global), n, causal, backend, device)
 
 
 # ----------------------------------------------------------------------------- allowed pairs only
@@ -159,8 +159,9 @@ def sliding_window_key_index(n: int, window: int, causal: bool = False):
     key_index[i, o] = i - window + o (clipped into 0..n-1 where it falls outside),
     key_valid[i, o] says whether that key exists (and, if causal, is not in the future).
     """
-    _check_count("sliding_window_key_index", "n", n, 1)
-    _check_count("sliding_window_key_index", "window", window, 0)
+    n = _check_count("sliding_window_key_index", "n", n, 1)
+    window = _check_count("sliding_window_key_index", "window", window, 0)
+    causal = require_flag("sliding_window_key_index", "causal", causal)
     width = window + 1 if causal else 2 * window + 1
     key = np.arange(n)[:, None] - window + np.arange(width)[None, :]
     valid = (key >= 0) & (key < n)
@@ -174,11 +175,18 @@ def mask_key_index(mask):
     may see: row i lists the allowed keys of query i in increasing order, padded with key
     0 marked invalid. Raises ValueError if some row allows no key.
     """
+    if is_torch_array(mask):
+        if not has_values(mask):
+            raise ValueError("mask_key_index: mask is a tensor on the meta device, which holds no "
+                             "values to list; pass a mask with values")
+        mask = mask.detach().cpu().numpy()
     mask = np.asarray(mask)
     if mask.dtype != np.bool_ or mask.ndim != 2:
         raise ValueError(f"mask_key_index: mask must be a boolean (n_q, n_k) array, got "
                          f"dtype {mask.dtype} and shape {mask.shape}")
     counts = mask.sum(axis=1)
+    if mask.shape[0] == 0:                                  # no queries: empty tables
+        return np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0), dtype=bool)
     empty = np.flatnonzero(counts == 0)
     if empty.size:
         raise ValueError(f"mask_key_index: mask allows no key for query rows {empty[:5].tolist()}"
@@ -205,27 +213,30 @@ def gathered_attention(q, k, v, key_index, key_valid, scale=None):
     (..., n_q, d_v) and the compact weights (..., n_q, r). Every row needs a valid key.
     """
     func = "gathered_attention"
-    xp = namespace(func, q=q, k=k, v=v, key_index=key_index, key_valid=key_valid)
+    xp = formula_namespace(func, q=q, k=k, v=v, key_index=key_index, key_valid=key_valid)
+    batch = check_qkv_shapes(func, q, k, v, scale)
     for name, a in (("q", q), ("k", k), ("v", v)):
-        require_ndim(func, name, a, 2, "(..., tokens, features)")
         require_float(func, name, a, xp)
-    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"{func}: q {shape(q)}, k {shape(k)}, v {shape(v)} must be "
-                         "(..., n_q, d_k), (..., n_k, d_k), (..., n_k, d_v)")
-    broadcast_shapes(func, "the leading (batch) axes of q, k and v",
-                     shape(q)[:-2], shape(k)[:-2], shape(v)[:-2])
-    n_q = q.shape[-2]
+    n_q, n_k = q.shape[-2], k.shape[-2]
     if (len(key_index.shape) != 2 or shape(key_index) != shape(key_valid)
             or key_index.shape[0] != n_q):
         raise ValueError(f"{func}: key_index {shape(key_index)} and key_valid {shape(key_valid)} "
                          f"must both have shape (n_q, r) with n_q = {n_q}")
+    if not xp.isdtype(key_index.dtype, "integral"):
+        raise TypeError(f"{func}: key_index must hold integers (key positions), got dtype {key_index.dtype}")
     if key_valid.dtype != xp.bool:
         raise TypeError(f"{func}: key_valid must be boolean, got dtype {key_valid.dtype}")
-    if not bool(xp.all(xp.any(key_valid, axis=-1))):
+    if has_values(key_valid) and not bool(xp.all(xp.any(key_valid, axis=-1))):
         raise ValueError(f"{func}: key_valid allows no key for some query row")
+    if has_values(key_index) and (bool(xp.any(key_index < 0)) or bool(xp.any(key_index >= n_k))):
+        raise ValueError(f"{func}: key_index must lie in 0..{n_k - 1} (k has {n_k} rows), got "
+                         f"values from {int(xp.min(key_index))} to {int(xp.max(key_index))}")
     r = key_index.shape[1]
-    if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else as_real(func, "scale", scale)
+    dtype = xp.result_type(q, k, v)
+    if r == 0:                  # no slots: only possible with no queries (n_q = 0)
+        return (xp.zeros(batch + (n_q, v.shape[-1]), dtype=dtype, device=device(q)),
+                xp.zeros(batch + (n_q, 0), dtype=dtype, device=device(q)))
     # One slot at a time, so that the largest temporaries are (..., n_q, d): memory
     # O(n_q (r + d)), never (n_q, n_k) or (n_q, r, d).
     columns = []
@@ -235,7 +246,7 @@ def gathered_attention(q, k, v, key_index, key_valid, scale=None):
     scores = xp.stack(columns, axis=-1)                               # (..., n_q, r)
     scores = xp.where(key_valid, scores, xp.full_like(scores, -math.inf))
     weights = softmax(scores, axis=-1)
-    output = 0
+    output = xp.zeros(batch + (n_q, v.shape[-1]), dtype=weights.dtype, device=device(q))  # (..., n_q, d_v)
     for o in range(r):
         v_slot = xp.take(v, key_index[:, o], axis=-2)                 # (..., n_q, d_v)
         output = output + weights[..., o, None] * v_slot
@@ -253,9 +264,12 @@ def sliding_window_attention(q, k, v, window: int, causal: bool = False, scale=N
     Derived in chapter 10.
     """
     func = "sliding_window_attention"
-    xp = namespace(func, q=q, k=k, v=v)
+    xp = formula_namespace(func, q=q, k=k, v=v)
     require_ndim(func, "q", q, 2, "(..., tokens, features)")
     require_ndim(func, "k", k, 2, "(..., tokens, features)")
+    window = _check_count(func, "window", window, 0)
+    causal = require_flag(func, "causal", causal)
+    check_qkv_shapes(func, q, k, v, scale)
     if q.shape[-2] != k.shape[-2]:
         raise ValueError(f"{func}: q has shape {shape(q)} and k has shape {shape(k)}: a sliding "
                          "window needs as many queries as keys (self-attention)")
@@ -271,14 +285,15 @@ def sparse_attention(q, k, v, mask, scale=None):
     Shapes: mask (n_q, n_k), shared by every batch element; q, k, v as in
     :func:`gathered_attention`. Every row of the mask must allow some key.
     """
-    xp = namespace("sparse_attention", q=q, k=k, v=v, mask=mask)
+    xp = formula_namespace("sparse_attention", q=q, k=k, v=v, mask=mask)
+    for name, a in (("q", q), ("k", k)):
+        require_ndim("sparse_attention", name, a, 2, "(..., tokens, features)")
     if mask.dtype != xp.bool:
         raise TypeError(f"sparse_attention: mask must be boolean (True = may attend), got dtype {mask.dtype}")
     if shape(mask) != (int(q.shape[-2]), int(k.shape[-2])):
         raise ValueError(f"sparse_attention: mask has shape {shape(mask)}, expected "
                          f"(n_q, n_k) = {(int(q.shape[-2]), int(k.shape[-2]))}")
-    mask_np = mask.detach().cpu().numpy() if hasattr(mask, "detach") else mask
-    key_index, key_valid = mask_key_index(mask_np)
+    key_index, key_valid = mask_key_index(mask)
     return gathered_attention(q, k, v, *_like(xp, q, key_index, key_valid), scale=scale)
 
 
@@ -310,14 +325,17 @@ def online_softmax_step(m, l, block):
     NumPy or torch (all three arguments from one library). Derived in chapter 10.
     """
     func = "online_softmax_step"
-    xp = namespace(func, m=m, l=l, block=block)
+    xp = formula_namespace(func, m=m, l=l, block=block)
     require_ndim(func, "block", block, 1, "(..., b)")
-    require_float(func, "block", block, xp)
+    for name, a in (("m", m), ("l", l), ("block", block)):
+        require_float(func, name, a, xp)
     if shape(m) != shape(block)[:-1] or shape(l) != shape(m):
         raise ValueError(f"{func}: m {shape(m)} and l {shape(l)} must both have the shape of "
                          f"block {shape(block)} without its last axis, {shape(block)[:-1]}")
-    m_new = xp.maximum(m, xp.max(block, axis=-1))                           # (...,)
-    shift = xp.where(xp.isfinite(m_new), m_new, xp.zeros_like(m_new))      # (...,) no -inf - (-inf)
+    if block.shape[-1] == 0:                                                # nothing new
+        return m, l, xp.ones_like(m), block * 1
+    m_new = xp.maximum(m, xp.max(block, axis=-1))                           # (...,) NaN stays NaN
+    shift = xp.where(m_new == -math.inf, xp.zeros_like(m_new), m_new)      # (...,) no -inf - (-inf)
     rescale = xp.exp(m - shift)                                             # (...,)
     p = xp.exp(block - shift[..., None])                                    # (..., b)
     return m_new, rescale * l + xp.sum(p, axis=-1), rescale, p
@@ -333,17 +351,20 @@ def online_softmax(x, block_size: int):
     device and dtype, differentiable by autograd. Derived in chapter 10.
     """
     func = "online_softmax"
-    xp = namespace(func, x=x)
+    xp = formula_namespace(func, x=x)
     require_ndim(func, "x", x, 1, "(..., n)")
     require_float(func, "x", x, xp)
-    _check_count(func, "block_size", block_size, 1)
+    block_size = _check_count(func, "block_size", block_size, 1)
+    work, result = compute_dtype(xp, x)                  # float16/bfloat16: in float32, as softmax
+    x = x if work == result else xp.astype(x, work)
     rows, dev = shape(x)[:-1], device(x)
     m = xp.full(rows, -math.inf, dtype=x.dtype, device=dev)                # (...,)
     l = xp.zeros(rows, dtype=x.dtype, device=dev)                           # (...,)
     for start in range(0, x.shape[-1], block_size):
         m, l, _, _ = online_softmax_step(m, l, x[..., start:start + block_size])
-    shift = xp.where(xp.isfinite(m), m, xp.zeros_like(m))                   # (...,)
-    return xp.exp(x - shift[..., None]) / xp.where(l > 0, l, xp.ones_like(l))[..., None]
+    shift = xp.where(m == -math.inf, xp.zeros_like(m), m)                   # (...,)
+    p = xp.exp(x - shift[..., None]) / xp.where(l == 0, xp.ones_like(l), l)[..., None]
+    return p if work == result else xp.astype(p, result)
 
 
 def _tile_mask(xp, mask, causal, i0, i1, j0, j1, dev):
@@ -383,6 +404,8 @@ def tiled_attention(q, k, v, block_q: int = 64, block_k: int = 64, causal: bool 
 
     Shapes: q (..., n_q, d_k), k (..., n_k, d_k), v (..., n_k, d_v), batch axes
     broadcast. Returns output (..., n_q, d_v) only: the weights are never formed.
+    As :func:`helpers.scaled_dot_product_attention`: n_k = 0, or d_k = 0 without a scale,
+    is refused by name; float16 and bfloat16 are accumulated in float32.
     NumPy in, NumPy out; torch in, torch out on the same device and dtype, differentiable
     by autograd. ``trace``: a list to which the shape of every score tile is appended (to
     check that no (n_q, n_k) array appears).
@@ -390,21 +413,28 @@ def tiled_attention(q, k, v, block_q: int = 64, block_k: int = 64, causal: bool 
     al. 2022, FlashAttention).
     """
     func = "tiled_attention"
-    xp = namespace(func, q=q, k=k, v=v, mask=mask)
-    batch = check_qkv_shapes(func, q, k, v)
+    xp = formula_namespace(func, ("mask",), q=q, k=k, v=v, mask=mask)
+    batch = check_qkv_shapes(func, q, k, v, scale)
     for name, a in (("q", q), ("k", k), ("v", v)):
         require_float(func, name, a, xp)
-    _check_count(func, "block_q", block_q, 1)
-    _check_count(func, "block_k", block_k, 1)
+    block_q = _check_count(func, "block_q", block_q, 1)
+    block_k = _check_count(func, "block_k", block_k, 1)
+    causal = require_flag(func, "causal", causal)
+    if trace is not None and not isinstance(trace, list):
+        raise TypeError(f"{func}: trace must be a list (or None), got {type(trace).__name__}")
     n_q, n_k, d_v = int(q.shape[-2]), int(k.shape[-2]), int(v.shape[-1])
     if causal and n_q != n_k:
         raise ValueError(f"{func}: causal=True needs as many queries as keys, got n_q={n_q}, "
                          f"n_k={n_k}")
     if mask is not None:
-        check_mask(func, mask, xp, batch + (n_q, n_k))
-    if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
-    dtype, dev = xp.result_type(q, k, v), device(q)
+        mask = check_mask(func, mask, xp, batch + (n_q, n_k))              # (..., n_q | 1, n_k | 1)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else as_real(func, "scale", scale)
+    dtype, result = compute_dtype(xp, q, k, v)     # float16/bfloat16 accumulate in float32
+    dev = device(q)
+    if n_q == 0:
+        return xp.zeros(batch + (0, d_v), dtype=result, device=dev)          # (..., 0, d_v)
+    if dtype != result:
+        q, k, v = (xp.astype(a, dtype) for a in (q, k, v))
     blocks, empty_rows = [], 0
     for i0 in range(0, n_q, block_q):
         i1 = min(i0 + block_q, n_q)
@@ -424,9 +454,11 @@ def tiled_attention(q, k, v, block_q: int = 64, block_k: int = 64, causal: bool 
                 trace.append(shape(scores))
             m, l, rescale, p = online_softmax_step(m, l, scores)    # (..., b_q) x3, (..., b_q, b_k)
             acc = rescale[..., None] * acc + xp.matmul(p, v[..., j0:j1, :])   # (..., b_q, d_v)
-        empty_rows += int(xp.sum(xp.astype(l == 0, xp.int64)))
-        blocks.append(acc / xp.where(l > 0, l, xp.ones_like(l))[..., None])   # (..., b_q, d_v)
+        if has_values(l):
+            empty_rows += int(xp.sum(xp.astype(l == 0, xp.int64)))
+        blocks.append(acc / xp.where(l == 0, xp.ones_like(l), l)[..., None])  # (..., b_q, d_v)
     if empty_rows:
         warnings.warn(f"{func}: the mask allows no key for {empty_rows} query row(s); their "
                       "outputs are set to 0", FullyMaskedRowWarning, stacklevel=2)
-    return xp.concat(blocks, axis=-2)                                         # (..., n_q, d_v)
+    out = xp.concat(blocks, axis=-2)                                          # (..., n_q, d_v)
+    return out if dtype == result else xp.astype(out, result)

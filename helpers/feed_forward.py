@@ -10,15 +10,18 @@ gated one (:func:`helpers.swiglu_feed_forward`).
 """
 from __future__ import annotations
 
-from ._backend import namespace, require_float, require_ndim, require_torch, shape
+from ._backend import formula_namespace, require_flag, require_float, require_ndim, require_torch, shape
 
 ACTIVATIONS = ("relu", "gelu")
 
 
 def relu(x):
     """ReLU(x) = max(x, 0), element by element. As in torch.relu, NaN stays NaN and the
-    derivative at exactly 0 is 0 (the zero branch is taken there)."""
-    xp = namespace("relu", x=x)
+    derivative at exactly 0 is 0 (the zero branch is taken there). Float and integer
+    arrays (as torch.relu); booleans are refused (TypeError)."""
+    xp = formula_namespace("relu", x=x)
+    if x.dtype == xp.bool or not xp.isdtype(x.dtype, ("integral", "real floating")):
+        raise TypeError(f"relu: x must hold real numbers (floats or integers), got dtype {x.dtype}")
     return xp.where((x > 0) | xp.isnan(x), x, xp.zeros_like(x))
 
 
@@ -31,12 +34,14 @@ def feed_forward(x, w1, b1, w2, b2, *, activation: str = "relu", fused: bool = F
     column vectors as W2 sigma(W1 z + b1) + b2.
     fused: torch tensors only; torch's own activation kernel (F.relu, F.gelu) instead of
     the formula (the same numbers). Derived in chapter 6.
+    Empty sizes (no tokens, d_ff = 0, ...) give empty or zero results, as the matrix
+    products do; torch tensors of different float dtypes or devices are refused by name.
     """
     func = "feed_forward"
-    xp = namespace(func, x=x, w1=w1, b1=b1, w2=w2, b2=b2)
-    if activation not in ACTIVATIONS:
+    xp = formula_namespace(func, ("b1", "b2"), x=x, w1=w1, b1=b1, w2=w2, b2=b2)
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ValueError(f"{func}: activation must be one of {ACTIVATIONS}, got {activation!r}")
-    if fused:
+    if require_flag(func, "fused", fused):
         require_torch(func, "fused=True", x=x)
     require_ndim(func, "x", x, 1, "(..., d_model)")
     for name, a in (("x", x), ("w1", w1), ("b1", b1), ("w2", w2), ("b2", b2)):

@@ -61,8 +61,23 @@ PRESETS = {
 POSITION_STD = 0.02    # learned position vectors start at this size
 
 
+class StoredConfig:
+    """What a model configuration stored in a checkpoint needs: ``to_dict`` and a
+    ``from_dict`` that names unknown fields (every configuration dataclass of the course)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown fields {unknown}")
+        return cls(**values)
+
+
 @dataclass
-class ModelConfig:
+class ModelConfig(StoredConfig):
     """Everything that fixes a model's shape and behaviour (stored in every checkpoint).
 
     kind: "decoder" (a language model) or "encoder-decoder" (the paper's model).
@@ -170,16 +185,6 @@ class ModelConfig:
             dropout=self.dropout if training else 0.0,
             attention_dropout=self.attention_dropout if training else 0.0)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"ModelConfig: unknown fields {unknown}")
-        return cls(**values)
 
 
 # --------------------------------------------------------------------------- parameters

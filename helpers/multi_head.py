@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import array_api_compat
 
-from ._backend import (broadcast_shapes, namespace, require_float, require_ndim,
-                       require_torch, shape)
+from ._backend import (as_int, as_real, broadcast_shapes, formula_namespace, require_flag,
+                       require_float, require_ndim, require_torch, shape)
 from .attention import check_mask, scaled_dot_product_attention
 
 
 def split_heads(x, num_heads: int):
     """(..., n, h*d) -> (..., h, n, d): column block i of ``x`` becomes head i (chapter 4)."""
-    xp = namespace("split_heads", x=x)
+    xp = formula_namespace("split_heads", x=x)
+    num_heads = as_int("split_heads", "num_heads", num_heads, 1)
+    require_ndim("split_heads", "x", x, 2, "(..., n, h*d)")
     *batch, n, width = shape(x)
     if width % num_heads:
         raise ValueError(f"split_heads: x has {width} columns, which num_heads={num_heads} "
@@ -44,7 +46,8 @@ def split_heads(x, num_heads: int):
 
 def merge_heads(x):
     """(..., h, n, d) -> (..., n, h*d): Concat(head_1, ..., head_h) (chapter 4)."""
-    xp = namespace("merge_heads", x=x)
+    xp = formula_namespace("merge_heads", x=x)
+    require_ndim("merge_heads", "x", x, 3, "(..., h, n, d)")
     *batch, h, n, d = shape(x)
     nb = len(batch)
     x = xp.permute_dims(x, (*range(nb), nb + 1, nb, nb + 2))        # (..., n, h, d)
@@ -58,11 +61,6 @@ def causal_mask_after(n_q: int, n_k: int, xp, device=None):
     kwargs = {} if device is None else {"device": device}
     query_pos = xp.arange(n_q, **kwargs)[:, None] + (n_k - n_q)     # (n_q, 1) absolute positions
     return xp.arange(n_k, **kwargs)[None, :] <= query_pos           # (n_q, n_k)
-
-
-def _check_count(func, name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{func}: {name} must be a positive integer, got {value!r}")
 
 
 def multi_head_attention(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, mask=None, *,
@@ -86,6 +84,10 @@ def multi_head_attention(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, mask=None, *,
     mask: boolean, broadcastable to (..., n_q, n_k), True where attending is allowed;
     the same mask is used by every head.
 
+    Bad input is refused by name: counts that are not positive integers (NumPy integers
+    are fine; 2.0 and True are not), torch tensors of different float dtypes or devices,
+    no keys (x_kv with no rows), d_k = 0 (w_q with no columns), flags that are not bools.
+
     Options (defaults: the paper's layer):
     num_kv_heads: h_kv key/value heads, dividing num_heads (1: multi-query; None: h).
     rotary_theta: rotate each head's queries and keys by their positions with
@@ -103,20 +105,27 @@ def multi_head_attention(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, mask=None, *,
     dropout: probability of zeroing each attention weight (torch only; training).
     """
     func = "multi_head_attention"
-    xp = namespace(func, x_q=x_q, x_kv=x_kv, w_q=w_q, w_k=w_k, w_v=w_v, w_o=w_o, mask=mask,
-                   b_q=b_q, b_k=b_k, b_v=b_v, b_o=b_o, q_gamma=q_gamma, k_gamma=k_gamma)
-    _check_count(func, "num_heads", num_heads)
-    num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
-    _check_count(func, "num_kv_heads", num_kv_heads)
+    if cache is not None and not isinstance(cache, dict):
+        raise TypeError(f"{func}: cache must be a dict (or None), got {type(cache).__name__}")
+    static = cache is not None and bool(cache.get("static"))
+    reuse = static and "k" in cache                  # x_kv was projected on an earlier call
+    optional = ("mask", "b_q", "b_k", "b_v", "b_o", "q_gamma", "k_gamma") + (("x_kv",) if reuse else ())
+    xp = formula_namespace(func, optional, x_q=x_q, x_kv=x_kv, w_q=w_q, w_k=w_k, w_v=w_v, w_o=w_o,
+                           mask=mask, b_q=b_q, b_k=b_k, b_v=b_v, b_o=b_o, q_gamma=q_gamma,
+                           k_gamma=k_gamma)
+    num_heads = as_int(func, "num_heads", num_heads, 1)
+    num_kv_heads = num_heads if num_kv_heads is None else as_int(func, "num_kv_heads", num_kv_heads, 1)
     if num_heads % num_kv_heads:
         raise ValueError(f"{func}: num_kv_heads={num_kv_heads} must divide num_heads={num_heads} "
                          "(each key/value head serves an equal group of query heads)")
+    causal = require_flag(func, "causal", causal)
+    fused = require_flag(func, "fused", fused)
+    if rotary_theta is not None:
+        rotary_theta = as_real(func, "rotary_theta", rotary_theta, 0.0, low_open=True,
+                               allowed="None or a finite number > 0 (the base of the rotary frequencies)")
+    dropout = as_real(func, "dropout", dropout, 0.0, 1.0, high_open=True)
     if fused or dropout:
         require_torch(func, "fused=True" if fused else "dropout > 0", x_q=x_q)
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"{func}: dropout must lie in [0, 1), got {dropout!r}")
-    static = cache is not None and bool(cache.get("static"))
-    reuse = static and "k" in cache
     require_ndim(func, "x_q", x_q, 2, "(..., n_q, d_model)")
     if not reuse:
         require_ndim(func, "x_kv", x_kv, 2, "(..., n_k, d_model)")
@@ -124,6 +133,10 @@ def multi_head_attention(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, mask=None, *,
         if len(w.shape) != 2:
             raise ValueError(f"{func}: {name} must be a matrix, got shape {shape(w)}")
         require_float(func, name, w, xp)
+    for name, a in (("x_q", x_q), ("x_kv", None if reuse else x_kv), ("b_q", b_q), ("b_k", b_k),
+                    ("b_v", b_v), ("b_o", b_o), ("q_gamma", q_gamma), ("k_gamma", k_gamma)):
+        if a is not None:
+            require_float(func, name, a, xp)
     if w_q.shape[0] != x_q.shape[-1]:
         raise ValueError(f"{func}: x_q has shape {shape(x_q)} and w_q has shape {shape(w_q)}: "
                          "w_q needs one row per feature of x_q (d_model)")
@@ -135,6 +148,9 @@ def multi_head_attention(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, mask=None, *,
         raise ValueError(f"{func}: w_q has {w_q.shape[1]} columns, which num_heads="
                          f"{num_heads} does not divide into equal heads")
     d_k = w_q.shape[1] // num_heads
+    if d_k == 0:
+        raise ValueError(f"{func}: w_q has shape {shape(w_q)}: no columns, so each head has d_k = 0 "
+                         "features and the scale 1/sqrt(d_k) is undefined")
     if w_k.shape[1] != num_kv_heads * d_k:
         raise ValueError(f"{func}: w_q has shape {shape(w_q)} and w_k has shape {shape(w_k)}: "
                          f"w_k needs num_kv_heads*d_k = {num_kv_heads}*{d_k} columns")
@@ -152,9 +168,12 @@ def multi_head_attention(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, mask=None, *,
             raise ValueError(f"{func}: {name} must have shape ({width},), got {shape(b)}")
     if (q_gamma is None) != (k_gamma is None):
         raise ValueError(f"{func}: QK-norm needs both q_gamma and k_gamma, or neither")
+    if not reuse:
+        broadcast_shapes(func, "the leading (batch) axes of x_q and x_kv",
+                         shape(x_q)[:-2], shape(x_kv)[:-2])
 
     def project(x, w, b):
-        y = x @ w                                                  # (..., n, width)
+        y = x @ w              # (..., n, width); dtypes checked above, so torch never refuses
         return y if b is None else y + b
 
     q = split_heads(project(x_q, w_q, b_q), num_heads)             # (..., h, n_q, d_k)
@@ -183,10 +202,13 @@ def multi_head_attention(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, mask=None, *,
         cache["k"], cache["v"] = k, v
 
     n_q, n_k = q.shape[-2], k.shape[-2]
+    if n_k == 0:
+        raise ValueError(f"{func}: x_kv has shape {shape(x_kv)}: no rows, so there are no keys "
+                         "to attend to")
     if mask is not None:
         batch = broadcast_shapes(func, "the leading (batch) axes of x_q and x_kv",
                                  shape(x_q)[:-2], shape(k)[:-3])
-        check_mask(func, mask, xp, batch + (n_q, n_k))
+        mask = check_mask(func, mask, xp, batch + (n_q, n_k))    # (..., n_q | 1, n_k | 1)
     is_causal = False
     if causal:
         if fused and mask is None and n_q == n_k:

@@ -14,31 +14,41 @@ from __future__ import annotations
 
 import math
 
-from ._backend import backend_namespace
+from ._backend import as_int, as_real, creation_options, is_half
 
 
 def _check_sizes(func, n_positions, d_model):
-    for name, value in (("n_positions", n_positions), ("d_model", d_model)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{func}: {name} must be a positive integer, got {value!r}")
+    n_positions = as_int(func, "n_positions", n_positions, 1)
+    d_model = as_int(func, "d_model", d_model, 1)
     if d_model % 2:
         raise ValueError(f"{func}: d_model must be even (sine/cosine pairs), got {d_model}")
+    return n_positions, d_model
 
 
-def _creation_kwargs(xp, dtype, device):
-    kwargs = {"dtype": xp.float64 if dtype is None and xp.__name__.endswith("numpy") else dtype}
-    if device is not None:
-        kwargs["device"] = device
-    return {k: v for k, v in kwargs.items() if v is not None}
+def _angle_dtype(xp, dtype, kwargs):
+    """The dtype the angles are computed in: the table's own, except for float16 and
+    bfloat16, whose positions above 2048 (256 for bfloat16) are not even representable:
+    those use float64 (float32 on Apple's MPS, which has no float64) and are rounded once."""
+    if not is_half(dtype):
+        return dtype
+    device = kwargs.get("device")
+    return xp.float32 if getattr(device, "type", None) == "mps" else xp.float64
+
+
+def _frequencies(xp, d_model, dtype, kwargs):
+    two_i = xp.arange(0, d_model, 2, dtype=dtype, **kwargs)                 # (d_model/2,)
+    return xp.exp(two_i * (-math.log(10000.0) / d_model))                   # (d_model/2,)
 
 
 def frequencies(d_model: int, backend: str = "numpy", dtype=None, device=None):
-    """omega_i = 10000^(-2i/d_model) for i = 0 .. d_model/2 - 1 (radians per position)."""
-    _check_sizes("frequencies", 1, d_model)
-    xp = backend_namespace("frequencies", backend)
-    kw = _creation_kwargs(xp, dtype, device)
-    two_i = xp.arange(0, d_model, 2, **kw)
-    return xp.exp(two_i * (-math.log(10000.0) / d_model))
+    """omega_i = 10000^(-2i/d_model) for i = 0 .. d_model/2 - 1 (radians per position).
+
+    dtype: NumPy default float64; torch default torch.get_default_dtype() (float16 and
+    bfloat16: computed in float64 and rounded once)."""
+    _, d_model = _check_sizes("frequencies", 1, d_model)
+    xp, dtype, kwargs = creation_options("frequencies", backend, dtype, device)
+    omega = _frequencies(xp, d_model, _angle_dtype(xp, dtype, kwargs), kwargs)     # (d_model/2,)
+    return xp.astype(omega, dtype)
 
 
 def sinusoidal_positional_encoding(n_positions: int, d_model: int, backend: str = "numpy",
@@ -47,32 +57,40 @@ def sinusoidal_positional_encoding(n_positions: int, d_model: int, backend: str 
 
     Formula: PE[pos, 2i] = sin(pos * omega_i), PE[pos, 2i+1] = cos(pos * omega_i),
     omega_i = 10000^(-2i/d_model). Even columns hold sines, odd columns cosines.
-    dtype: NumPy default float64; torch default torch.get_default_dtype().
+    n_positions, d_model: positive Python or NumPy integers, d_model even.
+    dtype: NumPy default float64; torch default torch.get_default_dtype(). A float16 or
+    bfloat16 table is computed in float64 and rounded once, so it is as accurate as its
+    dtype allows even at positions that dtype cannot count to.
     Derived in chapter 5 (Maganga (2024), §2; Métwalli and Elhefny, §4; Laurent describes it
     in words).
     """
-    _check_sizes("sinusoidal_positional_encoding", n_positions, d_model)
-    xp = backend_namespace("sinusoidal_positional_encoding", backend)
-    kw = _creation_kwargs(xp, dtype, device)
-    pos = xp.arange(n_positions, **kw)
-    angles = pos[:, None] * frequencies(d_model, backend, dtype, device)[None, :]
+    func = "sinusoidal_positional_encoding"
+    n_positions, d_model = _check_sizes(func, n_positions, d_model)
+    xp, dtype, kwargs = creation_options(func, backend, dtype, device)
+    angle_dtype = _angle_dtype(xp, dtype, kwargs)
+    pos = xp.arange(n_positions, dtype=angle_dtype, **kwargs)               # (n,)
+    angles = pos[:, None] * _frequencies(xp, d_model, angle_dtype, kwargs)[None, :]  # (n, d/2)
     # interleave: column 2i = sin, column 2i+1 = cos
-    return xp.reshape(xp.stack([xp.sin(angles), xp.cos(angles)], axis=-1), (n_positions, d_model))
+    table = xp.reshape(xp.stack([xp.sin(angles), xp.cos(angles)], axis=-1), (n_positions, d_model))
+    return xp.astype(table, dtype)                                          # (n, d_model)
 
 
 def positional_rotation(k, d_model: int, backend: str = "numpy", dtype=None, device=None):
     """M_k (d_model, d_model) with PE[pos + k] = PE[pos] @ M_k for every pos.
 
     Block i (rows and columns 2i, 2i+1) is the 2x2 rotation by the angle k omega_i,
-    written for row vectors: [[cos, -sin], [sin, cos]]. It depends on k only.
+    written for row vectors: [[cos, -sin], [sin, cos]]. It depends on k only; k is any
+    finite real number (an integer offset in the chapter).
     """
-    _check_sizes("positional_rotation", 1, d_model)
-    xp = backend_namespace("positional_rotation", backend)
-    kw = _creation_kwargs(xp, dtype, device)
-    theta = frequencies(d_model, backend, dtype, device) * k
-    c, s = xp.cos(theta), xp.sin(theta)
-    m = xp.zeros((d_model, d_model), **kw)
-    even = xp.arange(0, d_model, 2, **({} if device is None else {"device": device}))
+    func = "positional_rotation"
+    k = as_real(func, "k", k, allowed="a finite number (the offset in positions)")
+    _, d_model = _check_sizes(func, 1, d_model)
+    xp, dtype, kwargs = creation_options(func, backend, dtype, device)
+    angle_dtype = _angle_dtype(xp, dtype, kwargs)
+    theta = _frequencies(xp, d_model, angle_dtype, kwargs) * k              # (d_model/2,)
+    c, s = xp.astype(xp.cos(theta), dtype), xp.astype(xp.sin(theta), dtype)
+    m = xp.zeros((d_model, d_model), dtype=dtype, **kwargs)                 # (d_model, d_model)
+    even = xp.arange(0, d_model, 2, **kwargs)                               # (d_model/2,)
     m[even, even], m[even, even + 1] = c, -s
     m[even + 1, even], m[even + 1, even + 1] = s, c
     return m

@@ -25,20 +25,21 @@ import numbers
 
 from array_api_compat import is_torch_array
 
-from ._backend import backend_namespace, namespace, require_float, require_ndim, shape
+from ._backend import (as_int, as_real, creation_options, formula_namespace, is_half,
+                       require_flag, require_float, require_ndim, shape)
 
 
 def _check_theta(func, theta):
-    if isinstance(theta, bool) or not isinstance(theta, numbers.Real) or not (
-            math.isfinite(theta) and theta > 0):
-        raise ValueError(f"{func}: theta must be a finite number > 0 (the base of the "
-                         f"frequencies theta^(-2i/d)), got {theta!r}")
+    return as_real(func, "theta", theta, 0.0, low_open=True,
+                   allowed="a finite number > 0 (the base of the frequencies theta^(-2i/d))")
 
 
 def _check_d(func, name, d):
-    if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 2 or d % 2:
-        raise ValueError(f"{func}: {name} must be an even integer >= 2 (features come in "
-                         f"rotated pairs), got {d!r}")
+    allowed = "an even integer >= 2 (features come in rotated pairs)"
+    d = as_int(func, name, d, 2, allowed)
+    if d % 2:
+        raise ValueError(f"{func}: {name} must be {allowed}, got {d}")
+    return d
 
 
 def rotary_frequencies(d: int, theta: float = 10000.0, backend: str = "numpy", dtype=None,
@@ -50,16 +51,13 @@ def rotary_frequencies(d: int, theta: float = 10000.0, backend: str = "numpy", d
     torch.get_default_dtype(). Derived in chapter 12.
     """
     func = "rotary_frequencies"
-    _check_d(func, "d", d)
-    _check_theta(func, theta)
-    xp = backend_namespace(func, backend)
-    kw = {}
-    if dtype is not None or backend == "numpy":
-        kw["dtype"] = xp.float64 if dtype is None else dtype
-    if device is not None:
-        kw["device"] = device
-    two_i = xp.arange(0, int(d), 2, **kw)                            # (d/2,): 0, 2, 4, ...
-    return xp.exp(two_i * (-math.log(float(theta)) / int(d)))        # same steps as helpers.frequencies
+    d = _check_d(func, "d", d)
+    theta = _check_theta(func, theta)
+    xp, dtype, kw = creation_options(func, backend, dtype, device)
+    work = xp.float64 if is_half(dtype) else dtype                   # half: computed in float64
+    two_i = xp.arange(0, d, 2, dtype=work, **kw)                     # (d/2,): 0, 2, 4, ...
+    omega = xp.exp(two_i * (-math.log(theta) / d))                   # same steps as helpers.frequencies
+    return omega if work == dtype else xp.astype(omega, dtype)
 
 
 def _positions_array(func, positions, x, xp):
@@ -72,7 +70,7 @@ def _positions_array(func, positions, x, xp):
                                 f"({type(value).__name__}) in a {type(positions).__name__}")
         kw = {"device": x.device} if is_torch_array(x) else {}
         return xp.asarray([int(v) for v in values], dtype=xp.int64, **kw)
-    namespace(func, x=x, positions=positions)                # same library as x, or a named error
+    formula_namespace(func, x=x, positions=positions)        # same library and device as x, or a named error
     if not xp.isdtype(positions.dtype, "integral"):
         raise TypeError(f"{func}: positions must be an integer array (token indices), "
                         f"got dtype {positions.dtype}")
@@ -93,17 +91,16 @@ def apply_rotary(x, positions, theta: float = 10000.0, interleaved: bool = True)
     precision in a float32 model. Derived in chapter 12.
     """
     func = "apply_rotary"
-    xp = namespace(func, x=x)
+    xp = formula_namespace(func, x=x)
     require_ndim(func, "x", x, 2, "(..., n, d)")
     require_float(func, "x", x, xp)
-    _check_theta(func, theta)
-    if not isinstance(interleaved, bool):
-        raise TypeError(f"{func}: interleaved must be True (pairs (2i, 2i+1)) or False "
-                        f"(pairs (i, i + d/2)), got {interleaved!r}")
+    theta = _check_theta(func, theta)
+    interleaved = require_flag(func, "interleaved", interleaved,
+                               " (True: pairs (2i, 2i+1); False: pairs (i, i + d/2))")
     n, d = int(x.shape[-2]), int(x.shape[-1])
-    if d % 2:
+    if d % 2 or d == 0:
         raise ValueError(f"{func}: x has shape {shape(x)}: its last axis d = {d} must be even "
-                         "(features are rotated in pairs)")
+                         "and at least 2 (features are rotated in pairs)")
     pos = _positions_array(func, positions, x, xp)
     if shape(pos) != (n,):
         raise ValueError(f"{func}: x has shape {shape(x)}, so positions must have shape ({n},) "

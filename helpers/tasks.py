@@ -15,19 +15,31 @@ from pathlib import Path
 
 import helpers
 
-from .data import (DATA_DIR, CharCorpus, DateTask, LMBatches, MarkovSource, PairBatches,
+from .byte_bpe import ByteLevelBPE
+from .data import (DATA_DIR, DateTask, LMBatches, MarkovSource, PairBatches, TextCorpus,
                    load_tiny_shakespeare)
 from .model import ModelConfig
 
 TASKS = ("shakespeare", "markov", "dates")
+TOKENIZERS = ("char", "bpe")
+
+
+def tokenizer_description(tokenizer) -> list:
+    """What identifies a tokenizer (it goes into every checkpoint): the tokens in id order
+    (byte-level BPE: each token's bytes in hex, then its special tokens)."""
+    if isinstance(tokenizer, ByteLevelBPE):
+        return ([tokenizer.token_bytes(i).hex() for i in range(tokenizer.vocab_size - len(tokenizer.special_tokens))]
+                + list(tokenizer.special_tokens))
+    return list(tokenizer.tokens)
 
 
 class LanguageModelTask:
-    """Next-token prediction on a :class:`~helpers.data.CharCorpus`: windows of ``context``."""
+    """Next-token prediction on a :class:`~helpers.data.TextCorpus`: windows of ``context``
+    tokens (characters, or byte-level BPE tokens)."""
 
     kind = "decoder"
 
-    def __init__(self, corpus: CharCorpus, context: int, name: str = "text"):
+    def __init__(self, corpus: TextCorpus, context: int, name: str = "text"):
         if isinstance(context, bool) or not isinstance(context, int) or context < 1:
             raise ValueError(f"LanguageModelTask: context must be a positive integer, got {context!r}")
         for split, ids in corpus.splits.items():
@@ -36,10 +48,11 @@ class LanguageModelTask:
                                  f"context + 1 = {context + 1}: use a smaller --context or a longer text")
         self.corpus, self.context, self.name = corpus, context, name
         self.vocab = corpus.vocab
-        self.vocab_size = len(corpus.vocab)
+        self.vocab_size = corpus.vocab.vocab_size
 
     def describe(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "vocab": list(self.vocab.tokens), "context": self.context}
+        return {"name": self.name, "kind": self.kind, "vocab": tokenizer_description(self.vocab),
+                "context": self.context}
 
     def model_config(self, **overrides) -> ModelConfig:
         values = dict(vocab_size=self.vocab_size, kind="decoder", max_len=self.context)
@@ -129,16 +142,31 @@ def read_text(path) -> str:
         raise ValueError(f"--data-path {path} is not UTF-8 text (byte {err.start}: {err.reason})") from None
 
 
-def make_task(name: str, data_path=None, data_dir=DATA_DIR, context: int = 64):
+def make_task(name: str, data_path=None, data_dir=DATA_DIR, context: int = 64, tokenizer: str = "char",
+              bpe_vocab_size: int = 512):
     """'shakespeare' (shipped, downloaded if missing, or --data-path), 'markov' (generated,
-    or a text from --data-path in the chain's alphabet) or 'dates' (generated)."""
+    or a text from --data-path in the chain's alphabet) or 'dates' (generated).
+
+    tokenizer (language models): "char", one token per character, or "bpe", GPT-2's
+    byte-level BPE (chapter 1) trained on the training part of the text to ``bpe_vocab_size``
+    tokens (the validation part is never seen by it).
+    """
+    if tokenizer not in TOKENIZERS:
+        raise ValueError(f"tokenizer must be one of {TOKENIZERS}, got {tokenizer!r}")
+    if name == "dates":
+        if tokenizer != "char":
+            raise ValueError("the dates task has its own vocabularies: --tokenizer bpe is for the "
+                             "language-model tasks (shakespeare, markov)")
+        return TranslationTask()
     if name == "shakespeare":
         text = read_text(data_path) if data_path else load_tiny_shakespeare(None, data_dir)
-        return LanguageModelTask(CharCorpus(text), context, "shakespeare")
-    if name == "markov":
+        vocab = None
+    elif name == "markov":
         source = MarkovSource()
         text = read_text(data_path) if data_path else source.sample(300_000, seed=0)
-        return LanguageModelTask(CharCorpus(text, vocab=source.vocab), context, "markov")
-    if name == "dates":
-        return TranslationTask()
-    raise ValueError(f"task must be one of {TASKS}, got {name!r}")
+        vocab = source.vocab
+    else:
+        raise ValueError(f"task must be one of {TASKS}, got {name!r}")
+    if tokenizer == "bpe":
+        vocab = ByteLevelBPE().train(text[:int(0.9 * len(text))], bpe_vocab_size)
+    return LanguageModelTask(TextCorpus(text, vocab=vocab), context, name)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import operator
 import re
 from collections import Counter
+from collections.abc import Hashable, Iterable
 
 SAMPLE_TEXT = (
     "The lighthouse keeper kept a notebook of the weather. Every morning she wrote down "
@@ -80,6 +81,21 @@ def _as_count(func: str, name: str, value, low: int) -> int:
     raise ValueError(f"{func}: {name} must be an integer >= {low}, got {value!r}")
 
 
+def _as_token_list(func: str, name: str, values, allow_str: bool = True) -> list:
+    """``values`` (an iterable of hashable tokens; a str is its characters when ``allow_str``)
+    as a list, or a named error."""
+    if isinstance(values, (bytes, bytearray)) or not isinstance(values, Iterable) or (
+            hasattr(values, "shape")) or (isinstance(values, str) and not allow_str):
+        raise TypeError(f"{func}: {name} must be a list or tuple of tokens (e.g. strings), got "
+                        f"{type(values).__name__} {values!r}"[:300])
+    values = list(values)
+    for position, value in enumerate(values):
+        if not isinstance(value, Hashable):
+            raise TypeError(f"{func}: {name}[{position}] must be a hashable token (e.g. a str), "
+                            f"got {type(value).__name__} {value!r}"[:300])
+    return values
+
+
 def _check_ids(func: str, ids, vocab_size: int) -> list[int]:
     try:
         ids = list(ids)
@@ -110,9 +126,11 @@ class Vocabulary:
     """
 
     def __init__(self, tokens, specials=()):
-        tokens = list(specials) + [t for t in tokens if t not in specials]
+        name = type(self).__name__
+        specials = _as_token_list(name, "specials", specials, allow_str=False)
+        tokens = specials + [t for t in _as_token_list(name, "tokens", tokens) if t not in specials]
         if len(set(tokens)) != len(tokens):
-            raise ValueError("Vocabulary: tokens must be distinct")
+            raise ValueError(f"{name}: tokens must be distinct")
         self.tokens: list = tokens
         self.ids: dict = {t: i for i, t in enumerate(tokens)}
         self.specials = tuple(specials)
@@ -139,10 +157,20 @@ class Vocabulary:
                             f"got {type(tokens).__name__}") from None
 
     def decode(self, ids, join: str = "", skip_specials: bool = True) -> str:
-        """The tokens of ``ids`` (integers in 0..|V|-1) joined by ``join``."""
-        ids = _check_ids(f"{type(self).__name__}.decode", ids, len(self.tokens))
+        """The tokens of ``ids`` (integers in 0..|V|-1) joined by ``join`` (a str)."""
+        func = f"{type(self).__name__}.decode"
+        ids = _check_ids(func, ids, len(self.tokens))
+        if not isinstance(join, str):
+            raise TypeError(f"{func}: join must be a str (put between the tokens), got "
+                            f"{type(join).__name__} {join!r}")
+        if not isinstance(skip_specials, bool):
+            raise TypeError(f"{func}: skip_specials must be True or False, got {skip_specials!r}")
         skip = set(self.specials) if skip_specials else set()
-        return join.join(t for t in (self.tokens[i] for i in ids) if t not in skip)
+        try:
+            return join.join(t for t in (self.tokens[i] for i in ids) if t not in skip)
+        except TypeError:
+            raise TypeError(f"{func}: joining needs tokens that are str; this vocabulary holds "
+                            f"{sorted({type(t).__name__ for t in self.tokens})}") from None
 
 
 class CharTokenizer(Vocabulary):

@@ -29,7 +29,7 @@ from . import model as model_module
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import DATA_DIR, DownloadError
 from .model import ModelConfig, build_model, count_parameters
-from .tasks import TASKS, LanguageModelTask, TranslationTask, make_task  # noqa: F401 (re-exported)
+from .tasks import TASKS, TOKENIZERS, LanguageModelTask, TranslationTask, make_task  # noqa: F401 (re-exported)
 from .trainer import (DEVICES, OPTIMIZERS, SCHEDULES, TrainConfig, Trainer, pick_device,  # noqa: F401
                       train)
 
@@ -38,6 +38,7 @@ EXIT_INTERRUPTED = 130    # 128 + SIGINT, the shell's convention for a run stopp
 
 # The options of the command line itself (not of the model or of the training).
 CLI_DEFAULTS = dict(task="shakespeare", data_path=None, data_dir=str(DATA_DIR), context=64,
+                    tokenizer="char", bpe_vocab_size=512,
                     preset=None, checkpoint=None, resume=False, overwrite=False, sample=300, prompt=None,
                     temperature=0.8, top_k=0, beam=1)
 
@@ -140,6 +141,11 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
                    help="where Tiny Shakespeare is looked for, and downloaded to if missing")
     g.add_argument("--context", type=int, default=default(CLI_DEFAULTS["context"]),
                    help="tokens per training window (language models)")
+    g.add_argument("--tokenizer", choices=TOKENIZERS, default=default(CLI_DEFAULTS["tokenizer"]),
+                   help="language models: char (one token per character) or bpe (GPT-2's byte-level BPE, "
+                        "chapter 1, trained on the training text)")
+    g.add_argument("--bpe-vocab-size", type=int, default=default(CLI_DEFAULTS["bpe_vocab_size"]),
+                   help="vocabulary size of --tokenizer bpe (256 bytes + merges)")
     groups = {"model": p.add_argument_group("model"), "train": p.add_argument_group("optimization, evaluation, device")}
     groups["model"].add_argument(
         "--preset", choices=tuple(model_module.PRESETS), default=default(CLI_DEFAULTS["preset"]),
@@ -247,7 +253,8 @@ def _check_sampling(args, task):
     if args.prompt is not None and isinstance(task, LanguageModelTask):
         if not args.prompt:
             raise CommandLineError("--prompt must hold at least one character")
-        unknown = sorted({c for c in args.prompt if c not in task.vocab.ids})
+        known = getattr(task.vocab, "ids", None)    # a byte-level BPE encodes any text
+        unknown = sorted({c for c in args.prompt if c not in known}) if known is not None else []
         if unknown:
             raise CommandLineError(f"--prompt holds characters the {task.name} vocabulary lacks: {unknown}")
 
@@ -258,7 +265,8 @@ def prepare(argv=None):
     args = build_parser().parse_args(argv)
     given = _given(argv)
     try:
-        task = make_task(args.task, args.data_path, args.data_dir, args.context)
+        task = make_task(args.task, args.data_path, args.data_dir, args.context, args.tokenizer,
+                         args.bpe_vocab_size)
     except DownloadError as err:
         raise CommandLineError(str(err)) from None
     _check_sampling(args, task)

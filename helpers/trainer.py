@@ -298,6 +298,9 @@ class Trainer:
         torch.manual_seed(config.seed + self.rank)
         self.sampler = task.sampler(config.batch_size, seed=config.seed + self.rank)
         eval_data = task.eval_batches("val", config.batch_size, config.eval_batches, seed=config.seed + 1)
+        if len(eval_data) < self.world_size:
+            raise ValueError(f"eval_batches gives {len(eval_data)} validation batches, fewer than the "
+                             f"{self.world_size} processes that share them out: use at least {self.world_size}")
         self.eval_data = eval_data[self.rank::self.world_size]
         self.history = History()
         self.step_count, self.elapsed, self.wall = 0, 0.0, 0.0
@@ -395,7 +398,7 @@ class Trainer:
     def resume(self, path):
         """Continue from a checkpoint: the model's config and the task must match, and the
         number of processes too (each rank takes back its own sampler and random state)."""
-        state = load_checkpoint(path)
+        state = load_checkpoint(path, config_class=type(self.model_config))
         check_compatible(state, self.model_config, self.task.describe(), path)
         if len(state["ranks"]) != self.world_size:
             raise CheckpointError(f"{path} was written by {len(state['ranks'])} process(es); resume it "

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.data import (CharCorpus, DateTask, DownloadError, LMBatches, MarkovSource, PairBatches,
+from helpers.data import (TextCorpus, DateTask, DownloadError, LMBatches, MarkovSource, PairBatches,
                           cardinal_words, date_in_words, download, entropy_rate, load_tiny_shakespeare,
                           ordinal_words, source_tokens, stationary_distribution, uniform_loss, year_words)
 
@@ -173,7 +173,7 @@ def test_local_path_is_read_without_download(tmp_path):
 # ---------------------------------------------------------------- corpus and samplers
 
 def test_char_corpus_round_trip_and_split():
-    corpus = CharCorpus("abcabcabca", train_fraction=0.8)
+    corpus = TextCorpus("abcabcabca", train_fraction=0.8)
     assert corpus.vocab.tokens == ["a", "b", "c"]
     assert corpus.vocab.decode(corpus.splits["train"].tolist()) == "abcabcab"
     assert corpus.vocab.decode(corpus.splits["val"].tolist()) == "ca"

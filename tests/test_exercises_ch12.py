@@ -1,8 +1,8 @@
 """The exercise checks of chapter 12 accept right answers and explain common wrong ones.
 
 The right answers here are worked out independently of the checks: with PyTorch's own
-functions (F.rms_norm and autograd), complex numbers, published model sizes, and by
-brute force over inputs.
+functions (F.rms_norm and autograd, torch.nn layers), complex numbers, published model sizes,
+and by brute force over inputs.
 """
 import cmath
 import math
@@ -23,7 +23,7 @@ def correct_only(capsys, n):
 
 
 def test_none_means_not_attempted(capsys):
-    for n in range(1, 7):
+    for n in range(1, 8):
         getattr(ch12, f"check_exercise_{n}")(None)
         assert f"Exercise {n}: not attempted yet" in capsys.readouterr().out
 
@@ -158,3 +158,56 @@ def test_exercise_6_qk_norm_bound(capsys):
         ch12.check_exercise_6(math.sqrt(d_k))
     with pytest.raises(TypeError, match="expected a number"):
         ch12.check_exercise_6("four")
+
+
+def torch_llama_style_count(vocab_size, d_model, num_layers, num_heads, num_kv_heads, d_ff, qk_norm):
+    """The parameters of the same decoder built from torch.nn modules (a Llama-style block)."""
+    d_k = d_model // num_heads
+    modules = [torch.nn.Embedding(vocab_size, d_model), torch.nn.RMSNorm(d_model)]   # tied table, final norm
+    for _ in range(num_layers):
+        modules += [torch.nn.Linear(d_model, d_model, bias=False),                 # W^Q
+                    torch.nn.Linear(d_model, num_kv_heads * d_k, bias=False),      # W^K
+                    torch.nn.Linear(d_model, num_kv_heads * d_k, bias=False),      # W^V
+                    torch.nn.Linear(d_model, d_model, bias=False),                 # W^O
+                    torch.nn.Linear(d_model, d_ff, bias=False),                    # W1
+                    torch.nn.Linear(d_model, d_ff, bias=False),                    # W3
+                    torch.nn.Linear(d_ff, d_model, bias=False),                    # W2
+                    torch.nn.RMSNorm(d_model), torch.nn.RMSNorm(d_model)]
+        if qk_norm:
+            modules += [torch.nn.RMSNorm(d_k), torch.nn.RMSNorm(d_k)]
+    return sum(p.numel() for m in modules for p in m.parameters())
+
+
+def test_exercise_7_modern_parameter_count(capsys):
+    ch12.check_exercise_7(torch_llama_style_count)
+    correct_only(capsys, 7)
+    counted = {case: torch_llama_style_count(*case) for case in ch12.EXERCISE_7_CASES}
+    state = torch.random.get_rng_state()
+    ch12.check_exercise_7(lambda *case: counted[case])
+    assert torch.equal(state, torch.random.get_rng_state())        # the check leaves torch's generator alone
+    correct_only(capsys, 7)
+
+    def shifted(delta):
+        return lambda *case: torch_llama_style_count(*case) + delta(*case)
+
+    slips = [
+        ("final norm", lambda V, d, L, h, g, f, qk: -d),
+        ("num_kv_heads \\* d_k columns", lambda V, d, L, h, g, f, qk: 2 * L * d * (h - g) * (d // h)),
+        ("three", lambda V, d, L, h, g, f, qk: -L * d * f),
+        ("separate output projection", lambda V, d, L, h, g, f, qk: V * d),
+        ("beta", lambda V, d, L, h, g, f, qk: 2 * L * d + d),
+    ]
+    for message, delta in slips:
+        with pytest.raises(AssertionError, match=message):
+            ch12.check_exercise_7(shifted(delta))
+    # QK-norm slips show up on the first case that uses QK-norm
+    with pytest.raises(AssertionError, match="left out QK-norm"):
+        ch12.check_exercise_7(shifted(lambda V, d, L, h, g, f, qk: -2 * L * (d // h) if qk else 0))
+    with pytest.raises(AssertionError, match="shared by the heads"):
+        ch12.check_exercise_7(shifted(lambda V, d, L, h, g, f, qk: 2 * L * (h - 1) * (d // h) if qk else 0))
+    with pytest.raises(AssertionError, match="wrong for"):
+        ch12.check_exercise_7(shifted(lambda *case: 1))
+    with pytest.raises(AssertionError, match="whole number"):
+        ch12.check_exercise_7(lambda *case: 0.5)
+    with pytest.raises(TypeError, match="function"):
+        ch12.check_exercise_7(123)

@@ -12,7 +12,7 @@ import torch
 
 import helpers
 from helpers.checkpoint import CheckpointError, load_checkpoint
-from helpers.data import CharCorpus, MarkovSource
+from helpers.data import TextCorpus, MarkovSource
 from helpers.model import ModelConfig, build_model
 from helpers.tasks import LanguageModelTask
 from helpers.train import CLI_DEFAULTS, build_parser, main
@@ -21,7 +21,7 @@ from helpers.trainer import TrainConfig, Trainer, learning_rate, make_optimizer,
 
 def tiny_task(context=16):
     source = MarkovSource()
-    return LanguageModelTask(CharCorpus(source.sample(6000, seed=0), vocab=source.vocab), context, "markov")
+    return LanguageModelTask(TextCorpus(source.sample(6000, seed=0), vocab=source.vocab), context, "markov")
 
 
 def tiny_model(task, seed=0, **kw):
@@ -90,11 +90,13 @@ def test_early_stopping_and_time_limit():
 
 def test_schedule_by_time_plans_the_decay_to_end_at_the_time_limit():
     task = tiny_task()
-    result = train(tiny_model(task), task, quiet(steps=100_000, max_seconds=1.0, schedule_by_time=True,
-                                                 min_lr=1e-5, log_every=1))
-    lrs = result.history.lr
-    # planned over 100,000 steps the rate would still be at its peak; planned by time it has decayed
-    assert result.step < 100_000 and lrs[-1] < 0.5 * max(lrs)
+    config = quiet(steps=100_000, max_seconds=10.0, schedule_by_time=True, warmup_steps=3, min_lr=1e-5)
+    trainer = Trainer(tiny_model(task), task, config)
+    assert trainer._planned_steps() is None                  # before any step: plan by steps
+    trainer.step_count, trainer.wall = 50, 5.0               # half the time gone after 50 steps
+    assert trainer._planned_steps() == 100                   # so about 100 steps fit in 10 s
+    assert learning_rate(100, config, 16, trainer._planned_steps()) == pytest.approx(1e-5)
+    assert learning_rate(100, config, 16) > 0.99 * config.lr   # planned over 100,000 steps: still at the peak
 
 
 def _state(model):
@@ -333,3 +335,15 @@ def test_ctrl_c_exits_with_status_130_and_the_run_resumes(markov_cli):
     assert "interrupted at step 3: checkpoint saved" in done.stderr
     assert load_checkpoint(ckpt)["step"] == 3
     assert main(common + ["--steps", "6", "--resume"]) == 0
+
+
+def test_cli_byte_level_bpe_language_model(markov_cli, capsys):
+    common, ckpt, _ = markov_cli
+    assert main(common + ["--steps", "3", "--tokenizer", "bpe", "--bpe-vocab-size", "300",
+                          "--prompt", "Ünïcode"]) == 0          # bytes: any prompt can be encoded
+    state = load_checkpoint(ckpt)
+    assert state["model_config"]["vocab_size"] == 300
+    assert len(state["task"]["vocab"]) == 300 and state["task"]["vocab"][97] == "61"   # byte 'a'
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("Ünïcode")
+    assert main(common + ["--steps", "3", "--tokenizer", "bpe", "--task", "dates"]) == 2
+    assert "--tokenizer bpe is for the language-model tasks" in capsys.readouterr().err

@@ -31,6 +31,7 @@ EXERCISE_3_D_Y = np.round(_rng.normal(size=(4, 2)), 2)
 # Exercise 4: the lowest reachable loss with the paper's smoothing and vocabulary size.
 EXERCISE_4_SMOOTHING = 0.1
 EXERCISE_4_VOCAB = 37000
+# Exercise 5 (derivation): the backward pass of log-softmax, as a function of (x, d_y).
 
 
 def _log_softmax(z):
@@ -53,7 +54,7 @@ def check_exercise_1(answer) -> None:
     assert math.isclose(value, expected, rel_tol=1e-9), (
         f"Exercise 1: got {value!r}. Take log-softmax of each row, pick the target's entry, "
         "average the negatives over the 3 positions, then exponentiate.")
-    print(f"Exercise 1: correct, perplexity = {expected:.4f} (between 1 and V = 5).")
+    print("Exercise 1: correct.")
 
 
 def check_exercise_2(answer) -> None:
@@ -74,7 +75,7 @@ def check_exercise_2(answer) -> None:
     assert np.allclose(g, p - q, rtol=1e-9, atol=1e-12), (
         f"Exercise 2: got {g}. Compute p = softmax(z) and q = 0.9 onehot + 0.1/3, then p - q.")
     assert abs(g.sum()) < 1e-12
-    print(f"Exercise 2: correct, dL/dz = {np.round(p - q, 4)} (it sums to 0: p and q both sum to 1).")
+    print("Exercise 2: correct.")
 
 
 def check_exercise_3(answer) -> None:
@@ -97,7 +98,7 @@ def check_exercise_3(answer) -> None:
             ("dW", d_w, w.grad, "dW = X^T dY: shape (3, 4) @ (4, 2), a sum over the rows"),
             ("db", d_b, b.grad, "db = the sum of dY over its rows (b is added to every row)")):
         assert np.allclose(got, ref.numpy(), rtol=1e-9, atol=1e-12), f"Exercise 3: {name} is wrong; {hint}."
-    print("Exercise 3: correct, dX = dY W^T, dW = X^T dY, db = column sums of dY (torch.autograd agrees).")
+    print("Exercise 3: correct.")
 
 
 def check_exercise_4(answer) -> None:
@@ -119,5 +120,59 @@ def check_exercise_4(answer) -> None:
     assert math.isclose(value, expected, rel_tol=1e-9), (
         f"Exercise 4: got {value!r}. The minimum is reached at p = q and equals the entropy "
         "H(q) = -sum_i q_i log q_i of q = (1 - eps) onehot + eps/V.")
-    print(f"Exercise 4: correct, the loss can never go below H(q) = {expected:.4f} nats "
-          f"(perplexity {math.exp(expected):.2f}).")
+    print("Exercise 4: correct.")
+
+
+def check_exercise_5(answer) -> None:
+    """A function log_softmax_backward(x, d_y) -> dL/dx for y = log_softmax(x) over the last axis.
+
+    Tested on random inputs of several shapes against torch.autograd through
+    helpers.log_softmax (torch), central differences of helpers.log_softmax (NumPy), and, with
+    d_y = -q / N, against helpers.backward.cross_entropy_backward on both backends.
+    """
+    if not_attempted(5, answer):
+        return
+    import torch
+
+    from .. import log_softmax
+    from ..backward import cross_entropy_backward
+
+    if not callable(answer):
+        raise TypeError(f"Exercise 5: expected a function log_softmax_backward(x, d_y), got {type(answer).__name__}")
+    rng = np.random.default_rng(55)
+    for shape in ((4,), (3, 5), (2, 3, 6)):
+        x, d_y = rng.normal(size=shape), rng.normal(size=shape)
+        got = as_array(5, answer(x.copy(), d_y.copy()), shape, f"log_softmax_backward(x, d_y) for x of shape {shape}")
+        p = np.exp(_log_softmax(x))
+        if np.allclose(got, d_y - p, atol=1e-9):
+            raise AssertionError("Exercise 5: a term is missing: x_j reaches every y_i through the log of "
+                                 "the normaliser, so every dy_i contributes to dx_j, not only dy_j.")
+        if np.allclose(got, p * (d_y - np.sum(d_y * p, axis=-1, keepdims=True)), atol=1e-9):
+            raise AssertionError("Exercise 5: that is the backward pass of softmax (section 5.2), not of "
+                                 "log-softmax: the Jacobian of log p_i is delta_ij - p_j, not p_i (delta_ij - p_j).")
+        if len(shape) > 1 and np.allclose(got, d_y - p * np.sum(d_y, axis=0, keepdims=True), atol=1e-9):
+            raise AssertionError("Exercise 5: sum dy over the last axis (the V entries of one row), not axis 0.")
+        xt = torch.tensor(x, requires_grad=True)
+        (log_softmax(xt) * torch.tensor(d_y)).sum().backward()
+        assert np.allclose(got, xt.grad.numpy(), rtol=1e-9, atol=1e-12), (
+            f"Exercise 5: for x of shape {shape} your gradient differs from torch.autograd. Write "
+            "log p_i = x_i - log sum_k exp(x_k), differentiate with respect to x_j, then sum over i "
+            "with the weights dy_i.")
+        h = 1e-6
+        numeric = np.zeros(shape)
+        for j in np.ndindex(shape):
+            up, down = x.copy(), x.copy()
+            up[j] += h
+            down[j] -= h
+            numeric[j] = np.sum((log_softmax(up) - log_softmax(down)) * d_y) / (2 * h)
+        assert np.allclose(got, numeric, atol=1e-6), "Exercise 5: central differences disagree with your gradient."
+    # the cross-entropy is -(1/N) sum_n q_n . log_softmax(z_n): with d_y = -q/N you get chapter 8's p - q
+    logits = rng.normal(size=(6, 5))
+    targets = rng.integers(0, 5, size=6)
+    q = 0.9 * np.eye(5)[targets] + 0.1 / 5
+    got = as_array(5, answer(logits.copy(), -q / 6), (6, 5), "log_softmax_backward(z, -q / N)")
+    for reference in (cross_entropy_backward(logits, targets, label_smoothing=0.1),
+                      cross_entropy_backward(torch.tensor(logits), torch.tensor(targets), label_smoothing=0.1).numpy()):
+        assert np.allclose(got, reference, rtol=1e-9, atol=1e-12), (
+            "Exercise 5: with d_y = -q/N your function should give the cross-entropy gradient (p - q)/N.")
+    print("Exercise 5: correct.")

@@ -259,3 +259,88 @@ def check_exercise_6(answer) -> None:
         "v = k/rms(k) has squared length at most d_k; put all of it on the one feature where "
         "|gamma_q,i gamma_k,i| is largest.")
     _correct(6)
+
+
+# ---------------------------------------------------------------- 7. the modern decoder's parameters (derivation)
+
+# (vocab_size, d_model, num_layers, num_heads, num_kv_heads, d_ff, qk_norm): small and odd sizes,
+# multi-head, grouped-query and multi-query, with and without QK-norm.
+EXERCISE_7_CASES = [
+    (65, 64, 4, 4, 4, 171, False),
+    (65, 64, 4, 4, 2, 171, True),
+    (50, 48, 3, 6, 3, 128, True),
+    (1000, 96, 2, 8, 1, 256, False),
+    (7, 16, 1, 2, 1, 40, True),
+]
+
+
+def _modern_reference(vocab_size, d_model, num_layers, num_heads, num_kv_heads, d_ff, qk_norm) -> int:
+    """The count three ways that must agree: the formula written out here, helpers' formula
+    (helpers.model.parameter_formula), and the entries of the tensors of a built model; the
+    layers' shapes from helpers.layers on both backends."""
+    import torch
+
+    from ..layers import count_parameters as count_layer, init_layer_params
+    from ..model import PRESETS, ModelConfig, build_model, count_parameters, parameter_formula
+
+    d_k = d_model // num_heads
+    attention = 2 * d_model * d_model + 2 * d_model * num_kv_heads * d_k + (2 * d_k if qk_norm else 0)
+    layer = attention + 3 * d_model * d_ff + 2 * d_model             # W^Q..W^O (+ gains), W1 W3 W2, 2 gammas
+    written_out = vocab_size * d_model + num_layers * layer + d_model  # tied table, layers, final norm
+    config = ModelConfig(vocab_size=vocab_size, d_model=d_model, num_layers=num_layers, num_heads=num_heads,
+                         max_len=8, **{**PRESETS["modern"], "d_ff": d_ff, "num_kv_heads": num_kv_heads,
+                                       "qk_norm": qk_norm})
+    state = torch.random.get_rng_state()
+    try:
+        built = count_parameters(build_model(config))
+    finally:
+        torch.random.set_rng_state(state)
+    options = config.layer_options()
+    per_layer = {backend: count_layer(init_layer_params(d_model, d_ff, rng=np.random.default_rng(0), backend=backend,
+                                                        num_heads=num_heads, options=options, norm="pre"))
+                 for backend in ("numpy", "torch")}
+    if not written_out == parameter_formula(config) == built or set(per_layer.values()) != {layer}:
+        raise RuntimeError("Exercise 7: the references disagree; please report this as a bug in the course")
+    return written_out
+
+
+def check_exercise_7(modern_parameter_count) -> None:
+    """modern_parameter_count(vocab_size, d_model, num_layers, num_heads, num_kv_heads, d_ff, qk_norm)
+    = the parameters of PRESETS["modern"] with these sizes, tried on several configurations."""
+    if not_attempted(7, modern_parameter_count):
+        return
+    if not callable(modern_parameter_count):
+        raise TypeError("Exercise 7: pass your function modern_parameter_count itself (without calling it)")
+    for case in EXERCISE_7_CASES:
+        vocab_size, d, layers, heads, kv_heads, d_ff, qk_norm = case
+        got = _as_whole(7, modern_parameter_count(*case))
+        expected = _modern_reference(*case)
+        d_k = d // heads
+        where = (f"for vocab_size={vocab_size}, d_model={d}, num_layers={layers}, num_heads={heads}, "
+                 f"num_kv_heads={kv_heads}, d_ff={d_ff}, qk_norm={qk_norm}")
+        if got == expected - d:
+            raise AssertionError(f"Exercise 7: {where} you left out the final norm: pre-norm stacks add "
+                                 "one more RMSNorm (d_model gains) after the last layer.")
+        if kv_heads < heads and got == expected + 2 * layers * d * (heads - kv_heads) * d_k:
+            raise AssertionError(f"Exercise 7: {where} you counted W^K and W^V as d_model x d_model; with "
+                                 "grouped-query attention they have num_kv_heads * d_k columns.")
+        if got == expected - layers * d * d_ff:
+            raise AssertionError(f"Exercise 7: {where} you counted two FFN matrices; SwiGLU has three "
+                                 "(W1, W3, W2).")
+        if qk_norm and got == expected - 2 * layers * d_k:
+            raise AssertionError(f"Exercise 7: {where} you left out QK-norm's gains: gamma_q and gamma_k, "
+                                 "d_k numbers each, in every layer.")
+        if qk_norm and got == expected + 2 * layers * (heads - 1) * d_k:
+            raise AssertionError(f"Exercise 7: {where} you gave every head its own QK-norm gains; one "
+                                 "gamma_q and one gamma_k (d_k each) are shared by the heads of a layer.")
+        if got == expected + vocab_size * d:
+            raise AssertionError(f"Exercise 7: {where} you counted a separate output projection; the "
+                                 "modern preset ties it to the embedding table (one V x d_model table).")
+        if got == expected + 2 * layers * d + d:
+            raise AssertionError(f"Exercise 7: {where} you counted a beta in every norm; RMSNorm has "
+                                 "only the gain gamma.")
+        assert got == expected, (f"Exercise 7: wrong {where}. Count, per layer, W^Q and W^O (d_model x "
+                                 "d_model), W^K and W^V (d_model x num_kv_heads d_k), the QK-norm gains "
+                                 "if any, SwiGLU's three matrices and two RMSNorm gains; then the "
+                                 "embedding table and the final norm.")
+    _correct(7)

@@ -4,7 +4,7 @@ Sliders set the four logits z, a dropdown the target class, a slider the label s
 eps. The figure shows p = softmax(z) next to the target distribution
 q = (1 - eps) onehot(target) + eps / V, the loss L = -sum_i q_i log p_i in the title, and
 the gradient dL/dz = p - q as bars: positive bars are pushed down by gradient descent,
-negative ones up. Derived in chapter 8.
+negative ones up. Derived in chapter 8 (the loss as Maganga (2024), §7, writes it).
 """
 from __future__ import annotations
 

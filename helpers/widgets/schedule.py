@@ -3,7 +3,8 @@
     lr(step) = scale * d_model^-0.5 * min(step^-0.5, step * warmup^-1.5),  step = 1, 2, ...
 
 The two branches cross at step = warmup, where the rate peaks at
-scale * (d_model * warmup)^-0.5. Derived in chapter 9 (Maganga (2024), §5, has scale = 1).
+scale * (d_model * warmup)^-0.5. Derived in chapter 9 (the schedule of the paper, §5.3, and of
+Maganga (2024), §5; scale = 1 there).
 """
 from __future__ import annotations
 

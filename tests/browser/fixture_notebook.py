@@ -3,6 +3,7 @@
 It lets you check the browser test itself without a chapter notebook, and see it fail:
 
     python tests/browser/fixture_notebook.py /tmp/wnb/notebooks/widget_ok.ipynb
+    python tests/browser/fixture_notebook.py /tmp/wnb/notebooks/widget_busy.ipynb --busy
     python tests/browser/fixture_notebook.py /tmp/wnb/notebooks/widget_frozen.ipynb --broken frozen-image
     pytest tests/browser --widget-notebooks /tmp/wnb/notebooks
 
@@ -16,6 +17,11 @@ Ways to break it (``--broken``):
 - ``frozen-image``: the explorer ignores control changes (its image never updates);
 - ``render-error``: the image's front-end view does not exist ("Error displaying widget");
 - ``cell-error``: a cell after the widget raises an exception.
+
+``--busy`` (a working notebook, the hard case for the test): the cells after the widget
+set its slider from the kernel again and again, as chapter 6 does, and leave it at its
+maximum. On a loaded machine those updates reach the page after the kernel is idle; the
+test must wait for them to settle and then move the slider *left*.
 """
 from __future__ import annotations
 
@@ -49,8 +55,9 @@ RAISE_LINE        x = np.linspace(0.0, 1.0, 400)
 '''
 
 
-def widget_notebook(broken: str | None = None) -> nbformat.NotebookNode:
-    """The fixture notebook, working (``broken=None``) or broken in one of ``BROKEN`` ways."""
+def widget_notebook(broken: str | None = None, busy: bool = False) -> nbformat.NotebookNode:
+    """The fixture notebook, working (``broken=None``) or broken in one of ``BROKEN`` ways;
+    ``busy``: later cells move the slider from the kernel and leave it at its maximum."""
     if broken is not None and broken not in BROKEN:
         raise ValueError(f"broken must be None or one of {BROKEN}, got {broken!r}")
     raise_line = ""
@@ -70,6 +77,13 @@ def widget_notebook(broken: str | None = None) -> nbformat.NotebookNode:
         widget_cell += 'explorer.image._view_name = "NoSuchImageView"  # no such front-end view\n'
     widget_cell += "explorer"
     cells.append(nbformat.v4.new_code_cell(widget_cell))
+    if busy:
+        cells.append(nbformat.v4.new_code_cell(
+            "slider = explorer.controls[\"frequency\"]\n"
+            "for _ in range(3):                      # many updates, sent after the widget is shown\n"
+            "    for value in range(slider.min, slider.max + 1):\n"
+            "        slider.value = value\n"
+            "assert slider.value == slider.max       # the test must move it left"))
     cells.append(nbformat.v4.new_code_cell("assert explorer.draws >= 1\nexplorer.figure"))
     if broken == "cell-error":
         cells.append(nbformat.v4.new_code_cell("1 / 0"))
@@ -82,9 +96,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", type=Path, help="where to write the .ipynb")
     parser.add_argument("--broken", choices=BROKEN, default=None)
+    parser.add_argument("--busy", action="store_true",
+                        help="later cells move the slider from the kernel, leaving it at its maximum")
     args = parser.parse_args(argv)
     args.path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(widget_notebook(args.broken), args.path)
+    nbformat.write(widget_notebook(args.broken, args.busy), args.path)
     print(args.path)
 
 

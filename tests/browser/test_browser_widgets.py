@@ -5,9 +5,13 @@ server and one Chromium for the whole run (see conftest.py):
 
 1. open it, clear its outputs, and run "Kernel > Restart Kernel and Run All Cells";
 2. wait until every code cell has run and every widget's image has rendered;
-3. for each Explorer (an ipywidgets VBox of an HBox of controls above an Image), change a
-   control as a user would (slider handle + arrow key, dropdown, checkbox, ...) and wait
-   until the image shows a new figure;
+3. for each Explorer (an ipywidgets VBox of an HBox of controls above an Image), wait
+   until it has settled (the cells after it often set its controls from the kernel, and on
+   a loaded machine those updates reach the page late), then change a control as a user
+   would, choosing a move that must change its value (a slider's handle is moved away from
+   the end it sits at; a dropdown gets a different option), wait until the control shows
+   the new value, then until the image shows a new figure (a new URL, then new pixels on
+   screen);
 
 and assert that no cell has an error output (except cells tagged ``raises-exception``), no
 widget shows "Error displaying widget", each Explorer's figure changed (its PNG's URL and
@@ -26,10 +30,17 @@ import pytest
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 
+# Every wait below polls for the state it needs and gives up after its timeout with a
+# message naming what it waited for; the timeouts are generous because a loaded machine
+# (CI, or 2 cores shared by several jobs) is slow, and a wait ends as soon as its state holds.
 OPEN_TIMEOUT_S = 90          # page load + kernel start
-WIDGET_RENDER_TIMEOUT_S = 30  # after the last cell ran
-CHANGE_TIMEOUT_S = 15        # one control change -> new figure on screen
-IDLE_TIMEOUT_S = 30
+WIDGET_RENDER_TIMEOUT_S = 60  # after the last cell ran
+SETTLE_TIMEOUT_S = 60        # an explorer's controls and image stop changing
+QUIET_S = 1.5                # ... for this long
+CONTROL_TIMEOUT_S = 20       # a key press or click -> the control shows its new value
+CHANGE_TIMEOUT_S = 30        # the control's new value -> a new image URL, decoded
+PIXELS_TIMEOUT_S = 15        # the new image URL -> new pixels on screen
+IDLE_TIMEOUT_S = 60
 # The ipywidgets controls, wherever an Explorer's layout nests them (HBoxes, VBoxes).
 CONTROLS = ", ".join([
     ".widget-slider", ".widget-dropdown", ".widget-checkbox", ".widget-toggle-buttons",
@@ -71,23 +82,54 @@ STATE_JS = """(path) => {
 
 # After Run All: record the kernel's status changes, and every error message the kernel
 # sends (an exception in a widget's observer reaches no cell, only this channel).
-WATCH_KERNEL_JS = """(path) => {
+WATCH_KERNEL_JS = r"""(path) => {
   const app = window.jupyterapp;
   for (const w of app.shell.widgets('main')) {
     if (w.context && w.context.path === path && w.sessionContext) {
       window.__kernelStatuses = [];
       window.__kernelErrors = [];
+      window.__widgetMessages = {received: 0, sent: 0, last: []};
       w.sessionContext.statusChanged.connect((_, status) => window.__kernelStatuses.push(status));
       w.sessionContext.session.kernel.anyMessage.connect((_, args) => {
         const msg = args.msg;
+        if (msg.header.msg_type === 'comm_msg') {
+          const m = window.__widgetMessages;
+          m[args.direction === 'recv' ? 'received' : 'sent'] += 1;
+          const data = msg.content.data || {};
+          m.last.push((args.direction === 'recv' ? 'from kernel: ' : 'to kernel: ') + (data.method || '?') + ' '
+                      + Object.keys(data.state || {}).join(',') + ' (' + (msg.buffers || []).length + ' buffers)');
+          m.last = m.last.slice(-6);
+        }
         if (args.direction === 'recv' && msg.header.msg_type === 'error') {
-          window.__kernelErrors.push(msg.content.ename + ': ' + msg.content.evalue);
+          const where = (msg.content.traceback || []).join('\n').replace(/\u001b\[[0-9;]*m/g, '');
+          window.__kernelErrors.push(msg.content.ename + ': ' + msg.content.evalue
+                                     + (where ? '\n' + where.slice(-1500) : ''));
         }
       });
       return true;
     }
   }
   return false;
+}"""
+
+
+# For a failure message only: ask the kernel what its explorers hold (their control values,
+# how often they redrew, the size of their PNG), to tell "the page never sent the change"
+# from "the kernel redrew but sent no new image" (an empty figure is a ~2 kB PNG).
+KERNEL_EXPLORERS_JS = r"""async (path) => {
+  const app = window.jupyterapp;
+  for (const w of app.shell.widgets('main')) {
+    if (w.context && w.context.path === path && w.sessionContext && w.sessionContext.session) {
+      const future = w.sessionContext.session.kernel.requestExecute({store_history: false, code:
+        "print({k: (v.values, v.draws, len(v.image.value)) for k, v in list(globals().items()) "
+        + "if type(v).__name__.endswith('Explorer') and not k.startswith('_')})"});
+      let text = '';
+      future.onIOPub = (msg) => { if (msg.header.msg_type === 'stream') text += msg.content.text; };
+      await future.done;
+      return text.trim();
+    }
+  }
+  return '(notebook not found)';
 }"""
 
 
@@ -130,17 +172,40 @@ def _click_menu(page, menu: str, item: str) -> None:
     page.locator(".lm-Menu-itemLabel", has_text=item).first.click()
 
 
+# What a control shows now: its slider handles' positions, select/input values, checked
+# boxes and active buttons. A change of control must change this.
+CONTROL_STATE_JS = """el => JSON.stringify([
+  Array.from(el.querySelectorAll('.noUi-handle')).map(h => h.getAttribute('aria-valuenow')),
+  Array.from(el.querySelectorAll('select, input')).map(i => [i.value, i.checked]),
+  Array.from(el.querySelectorAll('button')).map(b => b.classList.contains('mod-active')),
+  el.tagName === 'BUTTON' ? el.classList.contains('mod-active') : null])"""
+
+# An explorer's whole visible state: its text (slider readouts, titles), every control,
+# and its image's URL and loading state. Settled = unchanged for QUIET_S seconds.
+EXPLORER_STATE_JS = """el => JSON.stringify([el.innerText,
+  Array.from(el.querySelectorAll('.noUi-handle')).map(h => h.getAttribute('aria-valuenow')),
+  Array.from(el.querySelectorAll('select, input')).map(i => [i.value, i.checked]),
+  Array.from(el.querySelectorAll('img')).map(i => [i.src, i.complete && i.naturalWidth > 0])])"""
+
+
 def _change_control(control) -> str | None:
-    """Change one ipywidgets control as a user would; describe it, or None if unknown kind."""
+    """Change one ipywidgets control as a user would; describe it, or None if unknown kind.
+
+    The move is one that must change the control's value: a slider's first handle moves
+    away from the end it sits at (ArrowLeft at its maximum, ArrowRight otherwise), a
+    dropdown gets an option other than the selected one, a checkbox or button toggles."""
     handle = control.locator(".noUi-handle")
     if handle.count():
         handle = handle.first
-        now, top = handle.get_attribute("aria-valuenow"), handle.get_attribute("aria-valuemax")
-        at_top = now is not None and top is not None and float(now) >= float(top)
-        key = "ArrowLeft" if at_top else "ArrowRight"
+        now, low, top = (handle.get_attribute(a) for a in ("aria-valuenow", "aria-valuemin", "aria-valuemax"))
+        if now is None or low is None or top is None:
+            return None
+        if float(low) >= float(top):
+            return None                      # a slider with one position cannot move
+        key = "ArrowLeft" if float(now) >= float(top) else "ArrowRight"
         handle.focus()
         handle.press(key)
-        return f"slider: focused its handle and pressed {key} (aria-valuenow was {now})"
+        return f"slider: focused its handle and pressed {key} (aria-valuenow was {now}, range {low}..{top})"
     select = control.locator("select")
     if select.count():
         select = select.first
@@ -181,6 +246,7 @@ def test_widgets_work_in_jupyterlab(widget_notebook: Path, request):
                     pytrace=False)
     context = request.getfixturevalue("browser")  # first: fails fast if Chromium is missing
     lab = request.getfixturevalue("jupyter_lab")
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     rel = widget_notebook.relative_to(lab.root).as_posix()
@@ -192,6 +258,9 @@ def test_widgets_work_in_jupyterlab(widget_notebook: Path, request):
     started = time.monotonic()
 
     page = context.new_page()
+    # The active tab: a page Chromium thinks is in the background may run its animation
+    # frames (which JupyterLab's message loop and the image decoding wait on) late or never.
+    page.bring_to_front()
     js_errors: list[str] = []
     page.on("pageerror", lambda err: js_errors.append(f"uncaught: {err}"))
     page.on("console", lambda msg: js_errors.append(f"console.{msg.type}: {msg.text[:300]}")
@@ -287,65 +356,122 @@ def test_widgets_work_in_jupyterlab(widget_notebook: Path, request):
         errors = _errors(state())
         assert not errors, f"{name}: error outputs after Run All:\n  " + "\n  ".join(errors)
 
-        # 4. each Explorer: change a control, the figure must change
+        # 4. each Explorer: once it has settled, change a control; the figure must change
         explorers = page.locator(".jp-Notebook .jp-OutputArea-output .widget-vbox:has(> img.widget-image)")
         if explorers.count() == 0:
             fail("no Explorer (a widget VBox holding controls above an Image) rendered; "
                  f"{images.count()} widget image(s) found outside one")
+
+        def wait_until_idle(what: str) -> None:
+            deadline = time.monotonic() + IDLE_TIMEOUT_S
+            while (status := state().get("kernel")) != "idle":
+                if status in KERNEL_TROUBLE or time.monotonic() > deadline:
+                    fail(f"waited {IDLE_TIMEOUT_S} s for the kernel to be idle {what}; it is {status!r}")
+                time.sleep(0.25)
+
+        def settle(k: int, root, why: str) -> None:
+            """Wait until explorer k's controls, text and image have not changed for QUIET_S."""
+            wait_until_idle(f"before using explorer {k} ({why})")
+            deadline = time.monotonic() + SETTLE_TIMEOUT_S
+            last, since = root.evaluate(EXPLORER_STATE_JS), time.monotonic()
+            while True:
+                time.sleep(0.25)
+                now_state = root.evaluate(EXPLORER_STATE_JS)
+                if now_state != last:
+                    last, since = now_state, time.monotonic()
+                elif time.monotonic() - since >= QUIET_S and all(
+                        root.locator("img").evaluate_all("els => els.map(e => e.complete && e.naturalWidth > 0)")):
+                    return
+                if time.monotonic() > deadline:
+                    fail(f"explorer {k}: waited {SETTLE_TIMEOUT_S} s for its controls and image to stay "
+                         f"unchanged for {QUIET_S} s ({why}); they kept changing")
+
+        def wait_for(predicate, timeout_s: float) -> bool:
+            deadline = time.monotonic() + timeout_s
+            while not predicate():
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.2)
+            return True
+
         done = []
         for k in range(explorers.count()):
             root = explorers.nth(k)
             image = root.locator(":scope > img.widget-image").first
             image.scroll_into_view_if_needed()
-            before_src = image.get_attribute("src")
-            before_png = image.screenshot(path=str(shots / f"explorer{k}-before.png"))
             controls = root.locator(CONTROLS)
             attempts = []
             changed = False
             for c in range(controls.count()):
-                action = _change_control(controls.nth(c))
+                control = controls.nth(c)
+                settle(k, root, "the kernel's updates from the cells after it" if c == 0
+                       else f"the redraw after control {c - 1}")
+                before_src = image.get_attribute("src")
+                before_png = image.screenshot(path=str(shots / f"explorer{k}-before.png"))
+                before_value = control.evaluate(CONTROL_STATE_JS)
+                action = _change_control(control)
                 if action is None:
                     attempts.append(f"control {c}: left alone (not a kind this test can change)")
                     continue
-                try:
-                    page.wait_for_function(
-                        "([img, before]) => img.src !== before && img.complete && img.naturalWidth > 0",
-                        arg=[image.element_handle(), before_src], timeout=CHANGE_TIMEOUT_S * 1000)
-                except PlaywrightTimeout:
-                    attempts.append(f"control {c}: {action}; the image did not change within "
-                                    f"{CHANGE_TIMEOUT_S} s")
+                if not wait_for(lambda: control.evaluate(CONTROL_STATE_JS) != before_value, CONTROL_TIMEOUT_S):
+                    attempts.append(f"control {c}: {action}; waited {CONTROL_TIMEOUT_S} s for the control "
+                                    "to show a new value, and it did not")
                     continue
-                attempts.append(f"control {c}: {action}; the image changed")
+                if not wait_for(lambda: image.evaluate(
+                        "(img, before) => img.src !== before && img.complete && img.naturalWidth > 0",
+                        before_src), CHANGE_TIMEOUT_S):
+                    attempts.append(f"control {c}: {action}; its value changed, then waited "
+                                    f"{CHANGE_TIMEOUT_S} s for a new image URL, and none came")
+                    continue
+                try:
+                    image.evaluate("img => img.decode()")              # the new PNG is decoded
+                except PlaywrightError:
+                    pass                                               # a newer URL replaced it: poll below
+                after = {}
+
+                def pixels_changed() -> bool:
+                    after["png"] = image.screenshot(path=str(shots / f"explorer{k}-after.png"))
+                    return after["png"] != before_png
+                if not wait_for(pixels_changed, PIXELS_TIMEOUT_S):
+                    attempts.append(f"control {c}: {action}; the image's URL changed, then waited "
+                                    f"{PIXELS_TIMEOUT_S} s for its pixels on screen to change, and "
+                                    "they did not (the figure looks the same at the new value)")
+                    continue
+                attempts.append(f"control {c}: {action}; the control, the image URL and its pixels changed")
                 done.append(f"explorer {k}: {attempts[-1]}")
                 changed = True
                 break
             if not changed:
                 stderr = _stderr(state())
                 kernel_errors = page.evaluate("() => window.__kernelErrors")
-                fail(f"explorer {k}: changing a control never changed its figure:\n  "
+                seen = image.evaluate("img => `image: ${img.src.slice(0, 40)}..., complete ${img.complete}, "
+                                      "${img.naturalWidth}x${img.naturalHeight}; page ${document.visibilityState}, "
+                                      "focused ${document.hasFocus()}`")
+                try:
+                    seen += ("; widget messages since Run All (received from / sent to the kernel): "
+                             + str(page.evaluate("() => window.__widgetMessages"))
+                             + "; the kernel's explorers (values, draws, PNG bytes): "
+                             + page.evaluate(KERNEL_EXPLORERS_JS, rel)[:800])
+                except (PlaywrightError, PlaywrightTimeout) as err:
+                    seen += f"; could not ask the kernel ({err})"
+                fail(f"explorer {k}: changing a control never changed its figure ({seen}):\n  "
                      + "\n  ".join(attempts or ["it has no controls"])
                      + (("\nerrors the kernel sent (e.g. from the widget's observer):\n  "
                          + "\n  ".join(kernel_errors)) if kernel_errors else "")
                      + (("\nstderr in the notebook:\n  " + "\n  ".join(stderr)) if stderr else ""))
-            after_png = image.screenshot(path=str(shots / f"explorer{k}-after.png"))
-            assert after_png != before_png, (
-                f"{name}: explorer {k}: the image's URL changed but its pixels on screen did not "
-                f"({attempts[-1]}); see {shots}")
 
         # 5. still no error, no broken widget, and the kernel alive and idle
         page.screenshot(path=str(shots / "notebook-after-change.png"))
-        deadline = time.monotonic() + IDLE_TIMEOUT_S
-        while (current := state()).get("kernel") != "idle":
-            if current.get("kernel") in KERNEL_TROUBLE or time.monotonic() > deadline:
-                fail(f"the kernel is {current.get('kernel')!r}, not idle, after the control change")
-            time.sleep(0.25)
+        wait_until_idle("after the control changes")
+        current = state()
         statuses = page.evaluate("() => window.__kernelStatuses")
         trouble = [s for s in statuses if s in KERNEL_TROUBLE]
         assert not trouble, f"{name}: the kernel went {trouble} after Run All (statuses {statuses})"
         indicator = page.locator(".jp-Notebook-ExecutionIndicator")
         assert indicator.count(), f"{name}: no kernel execution indicator in the notebook's toolbar"
-        assert indicator.first.get_attribute("data-status") == "idle", (
-            f"{name}: execution indicator says {indicator.first.get_attribute('data-status')!r}")
+        if not wait_for(lambda: indicator.first.get_attribute("data-status") == "idle", IDLE_TIMEOUT_S):
+            fail(f"waited {IDLE_TIMEOUT_S} s for the toolbar's execution indicator to say idle; it says "
+                 f"{indicator.first.get_attribute('data-status')!r}")
         assert not page.locator("body", has_text="Kernel Restarting").count(), f"{name}: kernel restarted"
         assert not page.locator("body", has_text="Dead kernel").count(), f"{name}: dead kernel"
         errors = _errors(current) + page.evaluate("() => window.__kernelErrors")
