@@ -436,3 +436,152 @@ class PairBatches(GeneratorBatches):
 def uniform_loss(vocab_size: int) -> float:
     """The loss of predicting every token with probability 1/V: ln V."""
     return math.log(vocab_size)
+
+
+# --------------------------------------------------------------------------- (d) a copy task
+
+class InductionCorpus:
+    """Sequences in which the next symbol is decided by one far back: a task for induction heads.
+
+    Each sequence has n = prefix_length + copy_length symbols of the alphabet ``symbols``
+    (V of them):
+
+    * a **prefix** A = a_0 .. a_{m-1} of m = ``prefix_length`` *distinct* symbols, in random
+      order (every ordered choice of m symbols out of V equally likely);
+    * a **copy**: the run a_r, a_{r+1}, .., a_{r+k-1} of k = ``copy_length`` symbols of the
+      prefix, starting at an offset r drawn uniformly from 0 .. m - k.
+
+    For example with m = 6, k = 4: ``qfxbmt`` + ``fxbm`` (r = 1). After the first symbol of
+    the copy every next symbol is the one that followed the current symbol in the prefix
+    (the symbols are distinct, so that is unambiguous): a model has to find the earlier
+    occurrence of the current symbol and read the symbol after it, however far back; the
+    current symbol alone (a bigram table) says nothing about it.
+
+    Exact conditional entropies (chapter 11 derives them). Target t (the symbol at position
+    t, predicted from the t before it; t = 1 .. n - 1):
+
+        t = 1 .. m - 1:  ln(V - t)        t distinct symbols are used, the rest equally likely
+        t = m:           ln(m - k + 1)     the offset r, uniform over m - k + 1 values
+        t > m:           0                 determined by the prefix and the copy so far
+
+    The lowest mean loss per predicted symbol that any model can reach is their mean,
+    :attr:`entropy_rate`.
+
+    As a task for :mod:`helpers.trainer` (the interface of :mod:`helpers.tasks`): each batch
+    is (x, y) = (sequences[:, :-1], sequences[:, 1:]) of freshly drawn sequences, so the
+    context is n - 1 and no sequence is seen twice. The sampler's state (a torch.Generator)
+    goes into checkpoints; evaluation batches are drawn from a generator seeded with
+    (``seed``, split, batch seed) and are the same on every call.
+    """
+
+    kind = "decoder"
+    _SPLIT_OFFSETS = {"train": 0, "val": 1, "test": 2}
+
+    def __init__(self, symbols: str = "abcdefghijklmnopqrstuvwxyz", prefix_length: int = 20,
+                 copy_length: int = 12, seed: int = 0, name: str = "induction"):
+        if not isinstance(symbols, str) or len(set(symbols)) != len(symbols) or len(symbols) < 2:
+            raise ValueError(f"InductionCorpus: symbols must be a string of >= 2 distinct characters, "
+                             f"got {symbols!r}")
+        v = len(symbols)
+        for label, value in (("prefix_length", prefix_length), ("copy_length", copy_length), ("seed", seed)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if label == "seed" else 1):
+                raise ValueError(f"InductionCorpus: {label} must be a "
+                                 f"{'non-negative' if label == 'seed' else 'positive'} integer, got {value!r}")
+        if not 2 <= prefix_length <= v:
+            raise ValueError(f"InductionCorpus: prefix_length must lie in 2..{v} (the prefix holds distinct "
+                             f"symbols out of V = {v}), got {prefix_length}")
+        if not 1 <= copy_length <= prefix_length:
+            raise ValueError(f"InductionCorpus: copy_length must lie in 1..prefix_length = {prefix_length}, "
+                             f"got {copy_length}")
+        self.symbols = "".join(sorted(symbols))
+        self.vocab = CharTokenizer(self.symbols)
+        self.vocab_size = v
+        self.prefix_length, self.copy_length = prefix_length, copy_length
+        self.sequence_length = prefix_length + copy_length
+        self.context = self.sequence_length - 1
+        self.seed = seed
+        self.name = name
+
+    # ---------------------------------------------------------------- the source
+    def sequences(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """``count`` fresh sequences as ids, (count, n), drawn with ``generator``."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"InductionCorpus.sequences: count must be a positive integer, got {count!r}")
+        m, k = self.prefix_length, self.copy_length
+        keys = torch.rand(count, self.vocab_size, generator=generator)                # (count, V)
+        prefix = keys.argsort(dim=1)[:, :m]                                           # (count, m) distinct
+        offsets = torch.randint(m - k + 1, (count, 1), generator=generator)           # (count, 1)
+        copy = prefix.gather(1, offsets + torch.arange(k))                            # (count, k)
+        return torch.cat([prefix, copy], dim=1)                                       # (count, n)
+
+    def sample(self, count: int, seed: int = 0) -> list[str]:
+        """``count`` sequences as strings (seeded)."""
+        ids = self.sequences(count, torch.Generator().manual_seed(seed))
+        return ["".join(self.symbols[i] for i in row) for row in ids.tolist()]
+
+    def position_entropies(self) -> np.ndarray:
+        """H(x_t | x_<t) in nats for the targets t = 1 .. n - 1: shape (n - 1,)."""
+        v, m, k = self.vocab_size, self.prefix_length, self.copy_length
+        out = np.zeros(self.sequence_length - 1)
+        out[:m - 1] = np.log(v - np.arange(1, m))                                     # t = 1 .. m - 1
+        out[m - 1] = math.log(m - k + 1)                                              # t = m
+        return out
+
+    @property
+    def entropy_rate(self) -> float:
+        """The mean of :meth:`position_entropies`: the lowest expected loss per predicted symbol."""
+        return float(self.position_entropies().mean())
+
+    # ---------------------------------------------------------------- the task interface
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "vocab": list(self.vocab.tokens),
+                "prefix_length": self.prefix_length, "copy_length": self.copy_length, "seed": self.seed}
+
+    def model_config(self, **overrides):
+        from .model import ModelConfig
+        values = dict(vocab_size=self.vocab_size, kind="decoder", max_len=self.context)
+        values.update(overrides)
+        return ModelConfig(**values)
+
+    class Batches:
+        """Endless batches (x, y) of fresh sequences; state: the generator."""
+
+        def __init__(self, corpus: "InductionCorpus", batch_size: int, generator: torch.Generator):
+            self.corpus, self.batch_size, self.generator = corpus, batch_size, generator
+
+        def __next__(self):
+            seqs = self.corpus.sequences(self.batch_size, self.generator)             # (B, n)
+            return seqs[:, :-1], seqs[:, 1:]
+
+        def __iter__(self):
+            return self
+
+        def state_dict(self):
+            return {"generator": self.generator.get_state()}
+
+        def load_state_dict(self, state):
+            self.generator.set_state(state["generator"])
+
+    def _generator(self, split: str, seed: int) -> torch.Generator:
+        if split not in self._SPLIT_OFFSETS:
+            raise ValueError(f"InductionCorpus: split must be one of {tuple(self._SPLIT_OFFSETS)}, got {split!r}")
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + seed * 3 + self._SPLIT_OFFSETS[split])
+
+    def sampler(self, batch_size: int, seed: int) -> "InductionCorpus.Batches":
+        return InductionCorpus.Batches(self, batch_size, self._generator("train", seed))
+
+    def eval_batches(self, split: str, batch_size: int, n_batches: int, seed: int = 0):
+        batches = InductionCorpus.Batches(self, batch_size, self._generator(split, seed))
+        return [next(batches) for _ in range(n_batches)]
+
+    @staticmethod
+    def tokens_in(batch) -> int:
+        return batch[0].numel()
+
+    @staticmethod
+    def loss(model, batch, fused: bool = False, label_smoothing: float = 0.0):
+        """Mean cross-entropy of the next symbol (chapter 8), over every position of the batch."""
+        import helpers
+        x, y = batch
+        logits = model(x)                                                              # (B, n - 1, V)
+        return helpers.cross_entropy(logits.float(), y, fused=fused, label_smoothing=label_smoothing)

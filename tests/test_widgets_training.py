@@ -60,6 +60,19 @@ def test_extreme_temperatures_and_reference_outline():
     assert readable("x") == "x"
 
 
+def test_reference_is_named_in_the_legend_and_checked():
+    ref = np.array([0.2, 0.2, 0.2, 0.2, 0.2])
+    explorer = TemperatureExplorer(LOGITS, LABELS, reference=ref, reference_label="bigram row (counts)")
+    labels = [t.get_text() for t in explorer.figure.axes[0].get_legend().get_texts()]
+    assert labels == ["model, T = 1.00", "bigram row (counts)"]
+    default = TemperatureExplorer(LOGITS, LABELS, reference=ref)
+    assert default.figure.axes[0].get_legend().get_texts()[1].get_text() == "reference distribution"
+    no_reference = TemperatureExplorer(LOGITS, LABELS)
+    assert len(no_reference.figure.axes[0].patches) == 5
+    with pytest.raises(ValueError, match="reference must have shape"):
+        TemperatureExplorer(LOGITS, LABELS, reference=np.ones(4) / 4)
+
+
 def test_live_loss_plot_draws_the_history_and_baselines():
     plot = LiveLossPlot("t", {"uniform": 2.0, "bound": 0.5}, every=2)
     h = History(step=[10, 20], train_loss=[1.5, 1.0], eval_step=[20], val_loss=[1.1])

@@ -1,13 +1,17 @@
 """Checks for the exercises of chapter 11, "Training a full Transformer".
 
 Each ``check_exercise_N(answer)`` prints "not attempted yet" for ``None``; otherwise it
-raises an AssertionError that says what is wrong, or prints a confirmation. Reference
-values are obtained independently of the formulas the chapter gives: by building the
-model and counting, by closed forms, or by counting what a real model computes.
+raises an AssertionError that says what is wrong (naming a common slip where one explains
+the answer), or prints "Exercise N: correct." and nothing else (no number that would give
+an answer away). Reference values are obtained independently of the formulas the chapter
+gives: by building the model and counting, by enumerating every sequence of a small copy
+corpus, by bisection on the length penalty, or by counting what a real model computes.
 """
 from __future__ import annotations
 
+import itertools
 import math
+from collections import defaultdict
 
 import numpy as np
 import torch
@@ -17,11 +21,15 @@ from ._common import as_float, not_attempted
 # Exercise 1: the parameter count of this language model (chapter 11's formula).
 EXERCISE_1_CONFIG = dict(vocab_size=65, d_model=128, num_heads=4, num_layers=4, d_ff=512, max_len=256,
                          positions="learned", tie_embeddings=True, norm="pre")
-# Exercise 2: the entropy rate of this two-state chain, in nats per symbol.
-EXERCISE_2_P = ((0.9, 0.1), (0.5, 0.5))
+# Exercise 2: the copy corpus whose lowest mean loss the learner derives (V, m, k).
+EXERCISE_2_SIZES = dict(vocab_size=20, prefix_length=8, copy_length=5)
 # Exercise 4: a prompt of 20 tokens, 100 new tokens, one layer: key/value rows computed.
 EXERCISE_4_PROMPT = 20
 EXERCISE_4_NEW = 100
+
+
+def _correct(n: int) -> None:
+    print(f"Exercise {n}: correct.")
 
 
 def check_exercise_1(answer) -> None:
@@ -45,28 +53,59 @@ def check_exercise_1(answer) -> None:
     assert value == expected, (
         f"Exercise 1: got {value:,}. Per layer: attention 4d^2 + 4d, FFN 2 d d_ff + d_ff + d, two "
         "LayerNorms 4d; then embeddings V d, positions max_len d and the final LayerNorm 2d.")
-    print(f"Exercise 1: correct, {expected:,} parameters.")
+    _correct(1)
 
 
-def check_exercise_2(answer) -> None:
-    """H = -sum_i pi_i sum_j P_ij ln P_ij for P = EXERCISE_2_P."""
-    if not_attempted(2, answer):
+def enumerated_copy_bound(vocab_size: int, prefix_length: int, copy_length: int) -> float:
+    """The mean over targets t = 1..n-1 of H(x_t | x_<t) for the copy corpus, by listing every
+    sequence (every ordered prefix of distinct symbols, every offset; all equally likely)."""
+    v, m, k = vocab_size, prefix_length, copy_length
+    sequences = [p + p[r:r + k] for p in itertools.permutations(range(v), m) for r in range(m - k + 1)]
+    total, entropies = len(sequences), []
+    for t in range(1, m + k):
+        nexts = defaultdict(lambda: defaultdict(int))
+        for s in sequences:
+            nexts[s[:t]][s[t]] += 1
+        entropies.append(-sum(c / total * math.log(c / sum(row.values()))
+                              for row in nexts.values() for c in row.values()))
+    return sum(entropies) / len(entropies)
+
+
+def _copy_bound(v, m, k):
+    return (math.lgamma(v) - math.lgamma(v - m + 1) + math.log(m - k + 1)) / (m + k - 1)
+
+
+def check_exercise_2(copy_corpus_bound) -> None:
+    """A function copy_corpus_bound(vocab_size, prefix_length, copy_length) -> the least mean
+    loss per predicted symbol, tried on small corpora (enumerated) and on larger ones."""
+    if not_attempted(2, copy_corpus_bound):
         return
-    value = as_float(2, answer)
-    (p00, p01), (p10, p11) = EXERCISE_2_P
-    pi0 = p10 / (p01 + p10)  # balance: pi0 p01 = pi1 p10
-    pi = (pi0, 1 - pi0)
-    rows = [(p00, p01), (p10, p11)]
-    expected = -sum(pi[i] * sum(p * math.log(p) for p in rows[i] if p > 0) for i in range(2))
-    if math.isclose(value, expected / math.log(2), rel_tol=1e-6):
-        raise AssertionError("Exercise 2: that is in bits; the loss uses natural logarithms (nats).")
-    uniform_weights = -0.5 * sum(sum(p * math.log(p) for p in row) for row in rows)
-    if math.isclose(value, uniform_weights, rel_tol=1e-6):
-        raise AssertionError("Exercise 2: weight each row by the stationary probability pi_i, not by 1/2; "
-                             "pi solves pi P = pi.")
-    assert math.isclose(value, expected, rel_tol=1e-6), (
-        f"Exercise 2: got {value!r}. Find pi from pi P = pi, then H = -sum_i pi_i sum_j P_ij ln P_ij.")
-    print(f"Exercise 2: correct, H = {expected:.4f} nats per symbol (pi = ({pi[0]:.4f}, {pi[1]:.4f})).")
+    if not callable(copy_corpus_bound):
+        raise TypeError("Exercise 2: answer should be your function copy_corpus_bound(vocab_size, "
+                        "prefix_length, copy_length)")
+    small = [(4, 3, 2), (5, 3, 1), (4, 4, 4), (5, 4, 2), (6, 3, 3)]
+    rng = np.random.default_rng(11)
+    large = [(20, 8, 5)]
+    for _ in range(6):
+        v = int(rng.integers(5, 80))
+        m = int(rng.integers(2, v + 1))
+        large.append((v, m, int(rng.integers(1, m + 1))))
+    for v, m, k in small + large:
+        expected = enumerated_copy_bound(v, m, k) if (v, m, k) in small else _copy_bound(v, m, k)
+        got = as_float(2, copy_corpus_bound(v, m, k))
+        n = m + k
+        if math.isclose(got, expected * (n - 1) / n, rel_tol=1e-9):
+            raise AssertionError("Exercise 2: there are n - 1 targets, not n: the first symbol is never predicted.")
+        if math.isclose(got, (expected * (n - 1) - math.log(m - k + 1)) / (n - 1), rel_tol=1e-9) and m > k:
+            raise AssertionError("Exercise 2: the first symbol of the copy is not determined: its offset "
+                                 "is one of m - k + 1 equally likely values.")
+        if math.isclose(got, (m - 1) * math.log(v) / (n - 1) + math.log(m - k + 1) / (n - 1), rel_tol=1e-9) and m > 1:
+            raise AssertionError("Exercise 2: the prefix symbols are distinct, so after t of them only "
+                                 "V - t remain: ln(V - t), not ln V.")
+        assert math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-12), (
+            f"Exercise 2: for V = {v}, m = {m}, k = {k} got {got!r}. Add up H(x_t | x_<t) over the "
+            "targets t = 1 .. n - 1 (prefix, first copy symbol, rest of the copy) and divide by n - 1.")
+    _correct(2)
 
 
 def check_exercise_3(answer) -> None:
@@ -93,7 +132,7 @@ def check_exercise_3(answer) -> None:
         assert torch.allclose(got, expected, atol=1e-6), (
             f"Exercise 3: wrong probabilities for k={k}, T={t}: divide the logits by T, set all but "
             "the k largest to -inf, then take the softmax.")
-    print("Exercise 3: correct: the top-k tokens share all the probability, renormalised.")
+    _correct(3)
 
 
 def check_exercise_4(answer) -> None:
@@ -112,8 +151,7 @@ def check_exercise_4(answer) -> None:
         "later step only the one newest token.")
     assert without == expected[0], (
         f"Exercise 4: without the cache, got {without}: step t recomputes all prompt + t - 1 tokens; sum over t.")
-    print(f"Exercise 4: correct, {expected[0]} rows without the cache and {expected[1]} with it "
-          f"({expected[0] / expected[1]:.0f} times fewer): quadratic versus linear in the length.")
+    _correct(4)
 
 
 def _count_projected_rows(use_cache: bool) -> int:
@@ -138,3 +176,49 @@ def _count_projected_rows(use_cache: bool) -> int:
     finally:
         layers.multi_head_attention = original
     return sum(rows)
+
+
+def _tie_by_bisection(log_p_short, len_short, log_p_long, len_long):
+    """The alpha at which the two normalised scores are equal, found numerically with
+    helpers.generate.length_penalty (no closed form)."""
+    from ..generate import length_penalty
+
+    def gap(alpha):   # > 0 while the short hypothesis ranks first
+        return log_p_short / length_penalty(len_short, alpha) - log_p_long / length_penalty(len_long, alpha)
+
+    lo, hi = 0.0, 1.0
+    while gap(hi) > 0:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if gap(mid) > 0 else (lo, mid)
+    return (lo + hi) / 2
+
+
+def check_exercise_5(tie_alpha) -> None:
+    """A function tie_alpha(log_p_short, len_short, log_p_long, len_long) -> the alpha at which
+    GNMT's length normalisation ranks the two hypotheses equally."""
+    if not_attempted(5, tie_alpha):
+        return
+    if not callable(tie_alpha):
+        raise TypeError("Exercise 5: answer should be your function tie_alpha(log_p_short, len_short, "
+                        "log_p_long, len_long)")
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        len_short = int(rng.integers(1, 15))
+        len_long = len_short + int(rng.integers(1, 15))
+        log_p_short = -float(rng.uniform(0.5, 10))
+        log_p_long = log_p_short * float(rng.uniform(1.05, 2.5))   # the longer one is less likely in all
+        expected = _tie_by_bisection(log_p_short, len_short, log_p_long, len_long)
+        got = as_float(5, tie_alpha(log_p_short, len_short, log_p_long, len_long))
+        wrong_ratio = math.log(log_p_long / log_p_short) / math.log(len_long / len_short)
+        if math.isclose(got, wrong_ratio, rel_tol=1e-9):
+            raise AssertionError("Exercise 5: lp(|Y|) = ((5 + |Y|) / 6)^alpha, so the ratio of the two "
+                                 "penalties is ((5 + |B|) / (5 + |A|))^alpha, not (|B| / |A|)^alpha.")
+        if math.isclose(got, -expected, rel_tol=1e-9):
+            raise AssertionError("Exercise 5: the sign is flipped: both log-probabilities are negative, "
+                                 "so their ratio is positive and larger than 1.")
+        assert math.isclose(got, expected, rel_tol=1e-7), (
+            f"Exercise 5: for log P = {log_p_short:.3f} ({len_short} tokens) against {log_p_long:.3f} "
+            f"({len_long} tokens) got {got!r}. Set the two normalised scores equal and solve for alpha.")
+    _correct(5)

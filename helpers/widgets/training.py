@@ -2,8 +2,9 @@
 
 :class:`TemperatureExplorer` shows a trained language model's next-token distribution
 p_i = softmax(z / T)_i over the top-k tokens (:func:`helpers.generate.next_token_probabilities`)
-for a temperature T and a k chosen with sliders, next to a reference distribution (for the
-Markov corpus: the true row of P). Its figure is a pure function of the controls.
+for a temperature T and a k chosen with sliders, next to a reference distribution (in chapter
+11: the bigram table's row for the prompt's last character). Its figure is a pure function of
+the controls.
 
 :class:`LiveLossPlot` is a training callback (``helpers.trainer.train(..., callbacks=[...])``)
 that redraws the loss curves in the notebook while the model trains.
@@ -38,14 +39,16 @@ class TemperatureExplorer(Explorer):
     """Next-token probabilities softmax(logits / T), restricted to the top k, as bars.
 
     logits: (V,) the model's scores for the next token after ``prompt``; labels: V strings;
-    reference: optional (V,) distribution drawn as outlines (e.g. the true P[last, :]).
+    reference: optional (V,) distribution drawn as outlines (e.g. a bigram row), named
+    ``reference_label`` in the legend.
     Controls: "temperature" (T > 0) and "top_k" (0 = all V tokens).
     """
 
     title = "Sampling temperature"
     figsize = (7.5, 3.6)
 
-    def __init__(self, logits, labels, prompt: str = "", reference=None):
+    def __init__(self, logits, labels, prompt: str = "", reference=None,
+                 reference_label: str = "reference distribution"):
         self.logits = torch.as_tensor(logits, dtype=torch.float64).detach().cpu()
         if self.logits.dim() != 1 or len(labels) != self.logits.shape[0]:
             raise ValueError(f"TemperatureExplorer: logits must have shape (V,) with V = len(labels) = {len(labels)}, "
@@ -53,6 +56,10 @@ class TemperatureExplorer(Explorer):
         self.labels = [readable(t) for t in labels]
         self.prompt = prompt
         self.reference = None if reference is None else np.asarray(reference, dtype=np.float64)
+        if self.reference is not None and self.reference.shape != (len(labels),):
+            raise ValueError(f"TemperatureExplorer: reference must have shape (V,) with V = len(labels) = "
+                             f"{len(labels)}, got {self.reference.shape}")
+        self.reference_label = reference_label
         self.order = np.argsort(-self.logits.numpy(), kind="stable")  # likeliest first, fixed
         self.probabilities = None
         v = self.logits.shape[0]
@@ -74,7 +81,7 @@ class TemperatureExplorer(Explorer):
         ax.bar(x, p[self.order], color="tab:blue", label=f"model, T = {temperature:.2f}")
         if self.reference is not None:
             ax.bar(x, self.reference[self.order], fill=False, edgecolor="black", linewidth=1.2,
-                   label="true distribution")
+                   label=self.reference_label)
         ax.set_xticks(x, [self.labels[i] for i in self.order])
         ax.set_ylim(0, 1)
         ax.set_xlabel("next character (likeliest first)")
