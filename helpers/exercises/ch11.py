@@ -16,7 +16,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from ._common import as_float, not_attempted
+from ._common import as_float, correct, not_attempted
 
 # Exercise 1: the parameter count of this language model (chapter 11's formula).
 EXERCISE_1_CONFIG = dict(vocab_size=65, d_model=128, num_heads=4, num_layers=4, d_ff=512, max_len=256,
@@ -26,10 +26,6 @@ EXERCISE_2_SIZES = dict(vocab_size=20, prefix_length=8, copy_length=5)
 # Exercise 4: a prompt of 20 tokens, 100 new tokens, one layer: key/value rows computed.
 EXERCISE_4_PROMPT = 20
 EXERCISE_4_NEW = 100
-
-
-def _correct(n: int) -> None:
-    print(f"Exercise {n}: correct.")
 
 
 def check_exercise_1(answer) -> None:
@@ -53,7 +49,7 @@ def check_exercise_1(answer) -> None:
     assert value == expected, (
         f"Exercise 1: got {value:,}. Per layer: attention 4d^2 + 4d, FFN 2 d d_ff + d_ff + d, two "
         "LayerNorms 4d; then embeddings V d, positions max_len d and the final LayerNorm 2d.")
-    _correct(1)
+    correct(1)
 
 
 def enumerated_copy_bound(vocab_size: int, prefix_length: int, copy_length: int) -> float:
@@ -105,7 +101,7 @@ def check_exercise_2(copy_corpus_bound) -> None:
         assert math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-12), (
             f"Exercise 2: for V = {v}, m = {m}, k = {k} got {got!r}. Add up H(x_t | x_<t) over the "
             "targets t = 1 .. n - 1 (prefix, first copy symbol, rest of the copy) and divide by n - 1.")
-    _correct(2)
+    correct(2)
 
 
 def check_exercise_3(answer) -> None:
@@ -132,7 +128,7 @@ def check_exercise_3(answer) -> None:
         assert torch.allclose(got, expected, atol=1e-6), (
             f"Exercise 3: wrong probabilities for k={k}, T={t}: divide the logits by T, set all but "
             "the k largest to -inf, then take the softmax.")
-    _correct(3)
+    correct(3)
 
 
 def check_exercise_4(answer) -> None:
@@ -151,7 +147,7 @@ def check_exercise_4(answer) -> None:
         "later step only the one newest token.")
     assert without == expected[0], (
         f"Exercise 4: without the cache, got {without}: step t recomputes all prompt + t - 1 tokens; sum over t.")
-    _correct(4)
+    correct(4)
 
 
 def _count_projected_rows(use_cache: bool) -> int:
@@ -221,4 +217,4 @@ def check_exercise_5(tie_alpha) -> None:
         assert math.isclose(got, expected, rel_tol=1e-7), (
             f"Exercise 5: for log P = {log_p_short:.3f} ({len_short} tokens) against {log_p_long:.3f} "
             f"({len_long} tokens) got {got!r}. Set the two normalised scores equal and solve for alpha.")
-    _correct(5)
+    correct(5)

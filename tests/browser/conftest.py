@@ -1,13 +1,15 @@
 """Fixtures for the browser tests: one JupyterLab server and one headless Chromium per run.
 
 These tests are a separate suite: the bare ``pytest`` of the README does not collect this
-folder (pyproject.toml's ``norecursedirs``), ``pytest tests/browser`` runs it, and CI runs it
+folder (pyproject.toml's ``norecursedirs``), ``pytest tests/browser -n 0`` runs it (one
+notebook at a time in one JupyterLab: ``-n 0`` turns off the parallel workers that
+pyproject.toml's ``-n auto`` asks for), and CI runs it
 after the README's commands (``.ci/run``). They need Debian's ``chromium`` at
 /usr/bin/chromium and the ``playwright`` pip package (in requirements.txt); Playwright's own
 browser download (``playwright install``) is never used. If either is missing the tests
 fail (they never skip) with a message naming what to install.
 
-Options (after ``pytest tests/browser``):
+Options (after ``pytest tests/browser -n 0``):
 
 ``--widget-notebooks DIR``   where to look for notebooks with widgets (default: notebooks/);
                              the server's root is the repository, or DIR when DIR lies
@@ -73,6 +75,13 @@ SERVER_CONFIG = {
         "expose_app_in_browser": True,
     },
 }
+
+
+def pytest_configure(config):
+    workers = getattr(config.option, "numprocesses", None)
+    if workers not in (None, 0) and not os.environ.get("PYTEST_XDIST_WORKER"):
+        raise pytest.UsageError(f"tests/browser drives one JupyterLab, one notebook at a time: run it "
+                                f"with -n 0 (pytest tests/browser -n 0), not -n {workers}")
 
 
 def pytest_addoption(parser):

@@ -5,7 +5,7 @@ It lets you check the browser test itself without a chapter notebook, and see it
     python tests/browser/fixture_notebook.py /tmp/wnb/notebooks/widget_ok.ipynb
     python tests/browser/fixture_notebook.py /tmp/wnb/notebooks/widget_busy.ipynb --busy
     python tests/browser/fixture_notebook.py /tmp/wnb/notebooks/widget_frozen.ipynb --broken frozen-image
-    pytest tests/browser --widget-notebooks /tmp/wnb/notebooks
+    pytest tests/browser -n 0 --widget-notebooks /tmp/wnb/notebooks
 
 Never write these into the course's ``notebooks/`` folder: nbval and the browser test would
 pick them up as chapters.
