@@ -543,7 +543,7 @@ class InductionCorpus:
         values.update(overrides)
         return ModelConfig(**values)
 
-    class Batches:
+    class Batches(GeneratorBatches):
         """Endless batches (x, y) of fresh sequences; state: the generator."""
 
         def __init__(self, corpus: "InductionCorpus", batch_size: int, generator: torch.Generator):
@@ -552,15 +552,6 @@ class InductionCorpus:
         def __next__(self):
             seqs = self.corpus.sequences(self.batch_size, self.generator)             # (B, n)
             return seqs[:, :-1], seqs[:, 1:]
-
-        def __iter__(self):
-            return self
-
-        def state_dict(self):
-            return {"generator": self.generator.get_state()}
-
-        def load_state_dict(self, state):
-            self.generator.set_state(state["generator"])
 
     def _generator(self, split: str, seed: int) -> torch.Generator:
         if split not in self._SPLIT_OFFSETS:
@@ -580,8 +571,6 @@ class InductionCorpus:
 
     @staticmethod
     def loss(model, batch, fused: bool = False, label_smoothing: float = 0.0):
-        """Mean cross-entropy of the next symbol (chapter 8), over every position of the batch."""
-        import helpers
-        x, y = batch
-        logits = model(x)                                                              # (B, n - 1, V)
-        return helpers.cross_entropy(logits.float(), y, fused=fused, label_smoothing=label_smoothing)
+        """Mean cross-entropy of the next symbol (chapter 8): a language model's loss."""
+        from .tasks import LanguageModelTask                  # tasks imports this module: import here
+        return LanguageModelTask.loss(model, batch, fused=fused, label_smoothing=label_smoothing)
