@@ -17,14 +17,7 @@ from helpers.contrastive import (HELD_OUT_TEMPLATES, TRAIN_TEMPLATES, Contrastiv
 from helpers.trainer import TrainConfig, Trainer
 from helpers.vision import VisionConfig, load_digits_split
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: one thread is faster than two (which spin against each other on a
-    busy machine), and the sums come out the same on every run."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 

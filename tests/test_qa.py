@@ -15,14 +15,7 @@ from helpers.qa import (FactQA, SpanQAModel, SpanQATask, best_span, context_mask
                         masked_logits, span_loss)
 from helpers.trainer import TrainConfig, Trainer
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: one thread is faster than two (which spin against each other on a
-    busy machine), and the sums come out the same on every run."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 

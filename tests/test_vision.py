@@ -18,14 +18,7 @@ from helpers.vision import (ImageClassificationTask, VisionConfig, VisionTransfo
                             conv_weight_as_matrix, load_digits_split, patch_embedding, patchify,
                             predict, sinusoidal_positional_encoding_2d, unpatchify)
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: one thread is faster than two (which spin against each other on a
-    busy machine), and the sums come out the same on every run."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 
