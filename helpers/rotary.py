@@ -132,13 +132,15 @@ def apply_rotary(x, positions, theta: float = 10000.0, interleaved: bool = True)
     if d % 2 or d == 0:
         raise ValueError(f"{func}: x has shape {shape(x)}: its last axis d = {d} must be even "
                          "and at least 2 (features are rotated in pairs)")
-    pos = _positions_array(func, positions, x, xp)
-    if shape(pos) != (n,):
+    # a model's call passes range(past, past + n): the same table at every layer and step, so
+    # it is made once, and the positions need no array of their own
+    remembered = is_torch_array(x) and isinstance(positions, range) and positions.step == 1
+    pos = None if remembered else _positions_array(func, positions, x, xp)
+    got = (len(positions),) if remembered else shape(pos)
+    if got != (n,):
         raise ValueError(f"{func}: x has shape {shape(x)}, so positions must have shape ({n},) "
-                         f"(one position per row), got {shape(pos)}")
-
-    if is_torch_array(x) and isinstance(positions, range) and positions.step == 1:
-        # a model's call: the same table at every layer and step, so it is made once
+                         f"(one position per row), got {got}")
+    if remembered:
         cos, sin = _torch_rotary_table(positions.start, n, d, theta, x.dtype, x.device)  # (n, d/2) each
     else:
         cos, sin = _rotary_table(pos, d, theta, x, xp)               # (n, d/2) each
